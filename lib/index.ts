@@ -1,0 +1,88 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import type { ServerResponse } from 'node:http'
+import { installAdmission, releaseConnections } from './admission.js'
+import { resolveOptions, SUSPICIOUSLY_SHORT_GRACE_PERIOD, type GracefulTerminationOptions } from './options.js'
+import { enlist, withdraw, type ShutdownParticipant } from './process-signals.js'
+import { registerProbeRoutes } from './routes.js'
+import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './shutdown.js'
+import { InFlightTracker } from './tracker.js'
+
+export { InvalidOptionError, type GracefulTerminationOptions, type ShutdownSignal } from './options.js'
+export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
+
+/** `fastify.graceful`: where the instance is in its life, and the levers of its shutdown. */
+export interface GracefulState {
+  /** 'serving', then 'draining' from the signal, 'closing' once fastify.close() runs, 'closed'. */
+  readonly state: LifecycleState
+  /** Requests between their start and the close of their response (probes are not counted). */
+  readonly activeRequests: number
+  /** What the readiness route reports: true only while serving. */
+  readonly ready: boolean
+  /** Aborted when draining starts: long-lived handlers (SSE, long polls, streams) end on it. */
+  readonly signal: AbortSignal
+  /** Starts the same sequence as SIGTERM; settles when the instance is closed. Never exits the process. */
+  shutdown (reason?: string): Promise<ShutdownOutcome>
+  /** Keeps the drain open until this background work settles; returns it unchanged. */
+  track<T> (work: Promise<T>): Promise<T>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    graceful: GracefulState
+  }
+}
+
+const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = async (fastify: FastifyInstance, rawOptions) => {
+  const options = resolveOptions(rawOptions)
+  const log = fastify.log.child({ plugin: 'fastify-graceful-termination' })
+  if (options.gracePeriod < SUSPICIOUSLY_SHORT_GRACE_PERIOD) {
+    log.warn({ gracePeriod: options.gracePeriod },
+      `gracePeriod is ${options.gracePeriod} ms: it is in milliseconds, did you mean ${options.gracePeriod * 1000}?`)
+  }
+
+  const tracker = new InFlightTracker<ServerResponse>(err => log.error({ err }, 'tracked work rejected'))
+  const sequence = new ShutdownSequence({
+    tracker,
+    gracePeriod: options.gracePeriod,
+    readinessDelay: options.readinessDelay,
+    log,
+    releaseConnections: () => releaseConnections(fastify, tracker),
+    cutConnections: () => fastify.server.closeAllConnections(),
+    closeApp: () => fastify.close()
+  })
+
+  const graceful: GracefulState = {
+    get state () { return sequence.state },
+    get activeRequests () { return tracker.activeRequests },
+    get ready () { return sequence.state === 'serving' },
+    get signal () { return sequence.signal },
+    shutdown: (reason = 'shutdown() called') => sequence.start(reason),
+    track: work => tracker.track(work)
+  }
+  fastify.decorate('graceful', graceful)
+
+  installAdmission(fastify, options, tracker, sequence)
+  registerProbeRoutes(fastify, options, graceful)
+
+  if (options.handleSignals) {
+    const participant: ShutdownParticipant = {
+      signals: options.signals,
+      gracePeriod: options.gracePeriod,
+      log,
+      shutdown: (reason, error) => {
+        if (error !== undefined) log.error({ err: error }, 'uncaught error: shutting down, then exiting with code 1')
+        return sequence.start(reason)
+      }
+    }
+    enlist(participant)
+    fastify.addHook('onClose', async () => withdraw(participant))
+  }
+  fastify.addHook('preClose', async () => sequence.closingWithoutDrain())
+  fastify.addHook('onClose', async () => sequence.closed())
+}
+
+export default fp(gracefulTermination, {
+  fastify: '5.x',
+  name: 'fastify-graceful-termination'
+})

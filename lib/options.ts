@@ -1,0 +1,142 @@
+import createError from '@fastify/error'
+
+/** Signals that may start the shutdown: the ones close-with-grace can listen to. */
+export const SUPPORTED_SIGNALS = [
+  'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'
+] as const
+export type ShutdownSignal = typeof SUPPORTED_SIGNALS[number]
+
+export interface GracefulTerminationOptions {
+  /** Window between SIGTERM and SIGKILL, in ms; the process exits before it ends. Default 30000. */
+  gracePeriod?: number
+  /** After the shutdown starts, keep serving this long (ms) while readiness answers 503. Default 0. */
+  readinessDelay?: number
+  /** Readiness route, or false for none. Default '/ready'. */
+  readyPath?: string | false
+  /** Liveness route, or false for none. Default '/health'. */
+  healthPath?: string | false
+  /** At most this many requests in handlers at once. Default unlimited. */
+  maxConcurrency?: number
+  /** Requests that may wait for a slot when maxConcurrency is reached. Default 0. */
+  maxQueue?: number
+  /** How long (ms) a request may wait for a slot; 0 for no limit. Default 0. */
+  queueTimeout?: number
+  /** Seconds sent in Retry-After with every 503 this plugin sends. Default 1. */
+  retryAfter?: number
+  /** Signals that start the shutdown; a second one exits at once. Default ['SIGTERM', 'SIGINT']. */
+  signals?: ShutdownSignal[]
+  /** false: install no process handlers; call fastify.graceful.shutdown() yourself. Default true. */
+  handleSignals?: boolean
+}
+
+export type ResolvedOptions = Required<Omit<GracefulTerminationOptions, 'maxConcurrency'>> & {
+  maxConcurrency: number
+}
+
+export const DEFAULTS: ResolvedOptions = {
+  gracePeriod: 30_000,
+  readinessDelay: 0,
+  readyPath: '/ready',
+  healthPath: '/health',
+  maxConcurrency: Infinity,
+  maxQueue: 0,
+  queueTimeout: 0,
+  retryAfter: 1,
+  signals: ['SIGTERM', 'SIGINT'],
+  handleSignals: true
+}
+
+/** A gracePeriod under this is far more likely seconds than milliseconds. */
+export const SUSPICIOUSLY_SHORT_GRACE_PERIOD = 1000
+
+export const InvalidOptionError = createError(
+  'FST_GRACEFUL_INVALID_OPTION',
+  'fastify-graceful-termination: option %s must be %s, received %s',
+  500,
+  TypeError
+)
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
+  try {
+    return JSON.stringify(value) ?? typeof value
+  } catch {
+    return typeof value
+  }
+}
+
+function fail (name: string, allowed: string, value: unknown): never {
+  throw new InvalidOptionError(name, allowed, describe(value))
+}
+
+function integer (name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    fail(name, `an integer >= ${min}`, value)
+  }
+  return value
+}
+
+function routePath (name: string, value: unknown): string | false {
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    fail(name, 'a path starting with "/" or false', value)
+  }
+  return value
+}
+
+function signalList (value: unknown): ShutdownSignal[] {
+  const allowed = `a non-empty array of ${SUPPORTED_SIGNALS.join(', ')}`
+  if (!Array.isArray(value) || value.length === 0) fail('signals', allowed, value)
+  for (const signal of value) {
+    if (!SUPPORTED_SIGNALS.includes(signal)) fail('signals', allowed, value)
+  }
+  return [...new Set(value as ShutdownSignal[])]
+}
+
+/**
+ * Checks every option before the plugin installs anything, so a typo fails at boot
+ * with the option, the value and what is allowed, never halfway through a shutdown.
+ */
+export function resolveOptions (input: unknown = {}): ResolvedOptions {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    fail('(options)', 'an object', input)
+  }
+  const known = new Set(Object.keys(DEFAULTS))
+  for (const key of Object.keys(input)) {
+    if (!known.has(key)) fail(key, `one of ${[...known].join(', ')} (unknown option)`, (input as Record<string, unknown>)[key])
+  }
+  const given = Object.fromEntries(
+    Object.entries(input).filter(([, value]) => value !== undefined)
+  ) as GracefulTerminationOptions
+  const options = { ...DEFAULTS, ...given }
+
+  const gracePeriod = integer('gracePeriod', options.gracePeriod, 1)
+  const readinessDelay = integer('readinessDelay', options.readinessDelay, 0)
+  if (readinessDelay >= gracePeriod) {
+    fail('readinessDelay', `less than gracePeriod (${gracePeriod})`, readinessDelay)
+  }
+  const maxConcurrency = options.maxConcurrency === Infinity
+    ? Infinity
+    : integer('maxConcurrency', options.maxConcurrency, 1)
+  if (typeof options.handleSignals !== 'boolean') fail('handleSignals', 'a boolean', options.handleSignals)
+
+  const readyPath = routePath('readyPath', options.readyPath)
+  const healthPath = routePath('healthPath', options.healthPath)
+  if (readyPath !== false && readyPath === healthPath) {
+    fail('healthPath', `a path other than readyPath (${readyPath}) or false`, healthPath)
+  }
+
+  return {
+    gracePeriod,
+    readinessDelay,
+    readyPath,
+    healthPath,
+    maxConcurrency,
+    maxQueue: integer('maxQueue', options.maxQueue, 0),
+    queueTimeout: integer('queueTimeout', options.queueTimeout, 0),
+    retryAfter: integer('retryAfter', options.retryAfter, 0),
+    signals: signalList(options.signals),
+    handleSignals: options.handleSignals
+  }
+}

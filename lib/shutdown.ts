@@ -1,0 +1,188 @@
+import { performance } from 'node:perf_hooks'
+import type { InFlightTracker } from './tracker.js'
+
+export type LifecycleState = 'serving' | 'draining' | 'closing' | 'closed'
+
+export interface ShutdownOutcome {
+  /** What started the shutdown: a signal name, 'uncaughtException', or the reason given to shutdown(). */
+  reason: string
+  /** Every request and tracked task finished before the drain deadline. */
+  drained: boolean
+  /** fastify.close() finished (its onClose hooks included) within the time left for it. */
+  closed: boolean
+  elapsedMs: number
+}
+
+export interface Logger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+  error (obj: object, msg: string): void
+}
+
+export interface ShutdownParts {
+  tracker: InFlightTracker
+  gracePeriod: number
+  readinessDelay: number
+  log: Logger
+  /** Closes idle keep-alive sockets and makes in-flight responses end theirs. */
+  releaseConnections (): void
+  /** Destroys every socket still open: the drain ran out of time. */
+  cutConnections (): void
+  /** fastify.close(): stops listening, runs onClose hooks. */
+  closeApp (): Promise<void>
+}
+
+/**
+ * How the grace period is spent. The drain may use all but a reserve; half the reserve is for
+ * fastify.close() and its onClose hooks, the other half is headroom for the process to exit
+ * before the platform's SIGKILL (its clock and ours never agree to the millisecond).
+ */
+export function gracePeriodBudget (gracePeriod: number): { drainMs: number, closeMs: number, exitMs: number } {
+  const reserve = Math.min(2000, Math.ceil(gracePeriod / 5))
+  return {
+    drainMs: gracePeriod - reserve,
+    closeMs: Math.floor(reserve / 2),
+    exitMs: gracePeriod - Math.floor(reserve / 4)
+  }
+}
+
+interface Timer { elapsed: Promise<void>, cancel (): void }
+
+function startTimer (ms: number): Timer {
+  let handle: NodeJS.Timeout | undefined
+  const elapsed = new Promise<void>(resolve => { handle = setTimeout(resolve, ms) })
+  return { elapsed, cancel: () => clearTimeout(handle) }
+}
+
+/**
+ * The shutdown sequence of DESIGN.md, from the first signal to the closed instance. It decides
+ * when; the parts it is given do the work, so it can be driven without a server or a process.
+ */
+export class ShutdownSequence {
+  #state: LifecycleState = 'serving'
+  #refusingNewRequests = false
+  readonly #abort = new AbortController()
+  readonly #timers = new Set<Timer>()
+  readonly #parts: ShutdownParts
+  #outcome: Promise<ShutdownOutcome> | undefined
+
+  constructor (parts: ShutdownParts) {
+    this.#parts = parts
+  }
+
+  get state (): LifecycleState { return this.#state }
+
+  /** True once readinessDelay has passed: new requests get a 503. */
+  get refusingNewRequests (): boolean { return this.#refusingNewRequests }
+
+  /** Aborted when draining starts, so long-lived handlers can end cleanly. */
+  get signal (): AbortSignal { return this.#abort.signal }
+
+  /** Starts the sequence once; every later call returns the same outcome. */
+  start (reason: string): Promise<ShutdownOutcome> {
+    this.#outcome ??= this.#run(reason)
+    return this.#outcome
+  }
+
+  /** fastify.close() called directly, not through start(): Fastify drains by itself. */
+  closingWithoutDrain (): void {
+    if (this.#state !== 'serving') return
+    this.#state = 'closing'
+    this.#abort.abort(new Error('fastify.close() called'))
+    this.#parts.log.info({ activeRequests: this.#parts.tracker.activeRequests }, 'fastify.close() called: closing without the graceful drain')
+  }
+
+  closed (): void {
+    this.#state = 'closed'
+    for (const timer of this.#timers) timer.cancel()
+  }
+
+  async #run (reason: string): Promise<ShutdownOutcome> {
+    const { tracker, log, gracePeriod, readinessDelay } = this.#parts
+    const startedAt = performance.now()
+    const elapsedMs = (): number => Math.round(performance.now() - startedAt)
+    const budget = gracePeriodBudget(gracePeriod)
+
+    if (this.#state !== 'serving') {
+      // Closed directly before a signal came: nothing to drain, only to report.
+      return { reason, drained: true, closed: this.#state === 'closed', elapsedMs: 0 }
+    }
+    this.#state = 'draining'
+    this.#abort.abort(new Error(`shutting down: ${reason}`))
+    log.info({
+      reason,
+      activeRequests: tracker.activeRequests,
+      pendingTasks: tracker.pendingTasks,
+      gracePeriod,
+      readinessDelay,
+      drainDeadlineMs: budget.drainMs
+    }, 'shutdown started: readiness now answers 503')
+    this.#parts.releaseConnections()
+
+    const drainDeadline = this.#timer(budget.drainMs)
+    const drained = await Promise.race([
+      this.#delayThenDrain(readinessDelay, elapsedMs),
+      drainDeadline.elapsed.then(() => false)
+    ])
+    drainDeadline.cancel()
+    this.#refuseNewRequests(elapsedMs)
+
+    if (drained) {
+      log.info({ elapsedMs: elapsedMs() }, 'drained: no request or tracked task in flight')
+    } else {
+      const pending = tracker.pending()
+      log.error({ elapsedMs, activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks },
+        'drain deadline reached: cutting the work still in flight')
+      for (const work of pending) log.error(work, `cut ${work.kind} still in flight at the drain deadline`)
+      this.#parts.cutConnections()
+    }
+
+    if (this.#state === 'draining') this.#state = 'closing'
+    const closeDeadline = this.#timer(budget.closeMs)
+    const closed = await Promise.race([
+      this.#parts.closeApp().then(() => true, (err: unknown) => {
+        log.error({ err }, 'fastify.close() failed')
+        return false
+      }),
+      closeDeadline.elapsed.then(() => false)
+    ])
+    closeDeadline.cancel()
+    if (closed) {
+      this.#state = 'closed'
+      log.info({ elapsedMs: elapsedMs(), drained }, 'shutdown complete')
+    } else {
+      log.error({ elapsedMs: elapsedMs(), closeBudgetMs: budget.closeMs }, 'fastify.close() did not finish in time')
+    }
+    return { reason, drained, closed, elapsedMs: elapsedMs() }
+  }
+
+  async #delayThenDrain (readinessDelay: number, elapsedMs: () => number): Promise<true> {
+    if (readinessDelay > 0) await this.#timer(readinessDelay).elapsed
+    this.#refuseNewRequests(elapsedMs)
+    await this.#parts.tracker.whenIdle()
+    return true
+  }
+
+  #refuseNewRequests (elapsedMs: () => number): void {
+    if (this.#refusingNewRequests) return
+    this.#refusingNewRequests = true
+    this.#parts.log.info({
+      elapsedMs: elapsedMs(),
+      activeRequests: this.#parts.tracker.activeRequests,
+      pendingTasks: this.#parts.tracker.pendingTasks
+    }, 'refusing new requests with 503; waiting for in-flight work')
+    this.#parts.releaseConnections()
+  }
+
+  /** A timer that closed() cancels, so a closed instance leaves nothing scheduled. */
+  #timer (ms: number): Timer {
+    const timer = startTimer(ms)
+    this.#timers.add(timer)
+    const forget = (): boolean => this.#timers.delete(timer)
+    timer.elapsed.then(forget, forget)
+    return {
+      elapsed: timer.elapsed,
+      cancel: () => { timer.cancel(); forget() }
+    }
+  }
+}

@@ -1,0 +1,229 @@
+// The signal path, for real: a fixture app in its own process, real signals, real TCP.
+import t from 'tap'
+import http from 'node:http'
+import { once } from 'node:events'
+import { hasMessage, startApp } from './helpers/app-process.js'
+import { request } from './helpers/http.js'
+
+const INFO = 30
+const ERROR = 50
+
+t.test('SIGTERM: readiness 503 at once, in-flight request finishes, new ones refused, exit 0', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 10_000 } })
+  const ready = await request(app.port, '/ready')
+  t.equal(ready.status, 200)
+  t.same(ready.json(), { status: 'ready', active_requests: 0 })
+
+  const inFlight = request(app.port, '/slow?ms=1500')
+  await app.waitForLog(line => line.req !== undefined && (line.req as { url: string }).url === '/slow?ms=1500')
+  app.kill('SIGTERM')
+  const started = await app.waitForLog(hasMessage(/shutdown started/))
+  t.equal(started.reason, 'SIGTERM')
+  t.equal(started.activeRequests, 1, 'the log counts the request in flight')
+
+  const draining = await request(app.port, '/ready')
+  t.equal(draining.status, 503, 'readiness answers 503 while draining')
+  t.same(draining.json(), { status: 'shutting_down', active_requests: 1 })
+  t.equal(draining.headers['retry-after'], '1')
+  t.equal(draining.headers.connection, 'close')
+
+  const health = await request(app.port, '/health')
+  t.equal(health.status, 200, 'liveness stays 200 while draining')
+  t.same(health.json(), { status: 'ok' })
+
+  const refused = await request(app.port, '/slow?ms=1')
+  t.equal(refused.status, 503, 'a new request is refused')
+  t.equal(refused.headers['retry-after'], '1')
+  t.equal(refused.headers.connection, 'close')
+  t.match(refused.json(), { statusCode: 503, code: 'FST_GRACEFUL_SHUTTING_DOWN', message: /shutting down/ })
+
+  const finished = await inFlight
+  t.equal(finished.status, 200, 'the in-flight request is not cut')
+  t.same(finished.json(), { slept: 1500 })
+  t.equal(finished.headers.connection, 'close', 'a response sent while draining closes its connection')
+
+  const exit = await app.exited
+  t.equal(exit.code, 0, 'exit 0 after a clean drain')
+  const lastResponseToExitMs = exit.at - finished.endedAt
+  t.comment(`last response to exit: ${lastResponseToExitMs.toFixed(1)} ms`)
+  t.ok(lastResponseToExitMs < 5000, 'exits promptly after the last response, not at a deadline')
+
+  const phases = app.logs.filter(line => line.plugin === 'fastify-graceful-termination').map(line => line.msg)
+  t.match(phases, [/shutdown started/, /refusing new requests/, /drained/, /shutdown complete/])
+  const drained = app.logs.find(hasMessage(/^drained/))!
+  t.equal(drained.level, INFO)
+  t.type(drained.elapsedMs, 'number')
+})
+
+t.test('SIGINT starts the same sequence', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 10_000 } })
+  const inFlight = request(app.port, '/slow?ms=500')
+  await app.waitForLog(line => line.msg === 'incoming request')
+  app.kill('SIGINT')
+  t.equal((await inFlight).status, 200)
+  const exit = await app.exited
+  t.equal(exit.code, 0)
+  t.equal((await app.waitForLog(hasMessage(/shutdown started/))).reason, 'SIGINT')
+})
+
+t.test('a signal not in `signals` does not start the shutdown', async t => {
+  const app = await startApp(t, { options: { signals: ['SIGTERM'] } })
+  // SIGUSR2 has no handler of ours, so Node's default applies: the process is killed by it.
+  app.kill('SIGUSR2')
+  const exit = await app.exited
+  t.equal(exit.signal, 'SIGUSR2')
+  t.notOk(app.logs.some(hasMessage(/shutdown started/)))
+})
+
+t.test('readinessDelay: keeps serving while readiness is 503, then refuses', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 10_000, readinessDelay: 1500 } })
+  app.kill('SIGTERM')
+  await app.waitForLog(hasMessage(/shutdown started/))
+
+  t.equal((await request(app.port, '/ready')).status, 503, 'readiness fails at once')
+  const served = await request(app.port, '/slow?ms=1')
+  t.equal(served.status, 200, 'a request during readinessDelay is served')
+  t.equal(served.headers.connection, 'close')
+
+  const refusing = await app.waitForLog(hasMessage(/refusing new requests/))
+  t.ok((refusing.elapsedMs as number) >= 1400, `refusal starts after the delay (${refusing.elapsedMs} ms)`)
+  const exit = await app.exited
+  t.equal(exit.code, 0)
+})
+
+t.test('keep-alive: idle sockets are closed and a kept-alive request does not hold the process', async t => {
+  // gracePeriod far above the test's bound: only a prompt close can pass it, not the deadline.
+  const app = await startApp(t, { options: { gracePeriod: 60_000 } })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 })
+  t.teardown(() => agent.destroy())
+
+  // Two sockets kept alive: one will sit idle, the other carries a request across the signal.
+  const [idleWarmup, busyWarmup] = await Promise.all([
+    request(app.port, '/slow?ms=100', { agent }),
+    request(app.port, '/slow?ms=100', { agent })
+  ])
+  t.equal(idleWarmup.headers.connection, 'keep-alive')
+  t.equal(busyWarmup.headers.connection, 'keep-alive')
+  const sockets = Object.values(agent.freeSockets).flat()
+  t.equal(sockets.length, 2, 'two idle keep-alive sockets')
+  const closed = sockets.map(socket => once(socket!, 'close'))
+
+  const inFlight = request(app.port, '/slow?ms=800', { agent })
+  await app.waitForLog(line => (line.req as { url?: string } | undefined)?.url === '/slow?ms=800')
+  app.kill('SIGTERM')
+
+  const finished = await inFlight
+  t.equal(finished.status, 200)
+  t.equal(finished.headers.connection, 'close', 'the kept-alive request is told to close')
+  await Promise.all(closed)
+  t.pass('both keep-alive sockets were closed by the server')
+
+  const exit = await app.exited
+  t.equal(exit.code, 0)
+  const lastResponseToExitMs = exit.at - finished.endedAt
+  t.comment(`keep-alive: last response to exit ${lastResponseToExitMs.toFixed(1)} ms`)
+  t.ok(lastResponseToExitMs < 5000, 'exits long before keepAliveTimeout (72 s) or the deadline')
+})
+
+t.test('a client that aborts mid-request does not hold the drain', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 60_000 } })
+  const req = http.get({ host: '127.0.0.1', port: app.port, path: '/slow?ms=30000', agent: false })
+  req.on('error', () => {})
+  await app.waitForLog(line => (line.req as { url?: string } | undefined)?.url === '/slow?ms=30000')
+  app.kill('SIGTERM')
+  await app.waitForLog(hasMessage(/shutdown started/))
+  req.destroy()
+  const exit = await app.exited
+  t.equal(exit.code, 0, 'the aborted request no longer counts: clean drain')
+})
+
+t.test('deadline: pending work is logged and cut, exit 1 within gracePeriod', async t => {
+  const gracePeriod = 3000
+  const app = await startApp(t, { options: { gracePeriod } })
+  const cut = request(app.port, '/slow?ms=30000').then(() => 'answered', (err: Error) => err.message)
+  await app.waitForLog(line => (line.req as { url?: string } | undefined)?.url === '/slow?ms=30000')
+  const signalledAt = performance.now()
+  app.kill('SIGTERM')
+
+  const exit = await app.exited
+  t.equal(exit.code, 1, 'exit 1 when the drain did not finish')
+  const signalToExitMs = exit.at - signalledAt
+  t.comment(`deadline: signal to exit ${signalToExitMs.toFixed(0)} ms (gracePeriod ${gracePeriod})`)
+  t.ok(signalToExitMs < gracePeriod, 'the process does not outlive gracePeriod')
+  t.equal(await cut, 'socket hang up', 'the pending request was cut')
+
+  const pending = app.logs.find(hasMessage(/cut request still in flight/))
+  t.ok(pending, 'the pending request is logged')
+  t.match(pending, { level: ERROR, method: 'GET', url: '/slow?ms=30000', id: String, ageMs: Number })
+  t.ok(app.logs.some(hasMessage(/drain deadline reached/)))
+})
+
+t.test('a second signal exits at once with code 1', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 60_000 } })
+  const cut = request(app.port, '/slow?ms=30000').catch(() => 'cut')
+  await app.waitForLog(line => (line.req as { url?: string } | undefined)?.url === '/slow?ms=30000')
+  app.kill('SIGTERM')
+  await app.waitForLog(hasMessage(/shutdown started/))
+  app.kill('SIGTERM')
+  const exit = await app.exited
+  t.equal(exit.code, 1)
+  t.ok(app.logs.some(hasMessage(/second signal/)))
+  t.equal(await cut, 'cut')
+})
+
+for (const [route, message] of [['/crash', 'uncaught on purpose'], ['/reject', 'rejected on purpose']] as const) {
+  t.test(`${route}: an uncaught error drains like a signal, then exits 1`, async t => {
+    const app = await startApp(t, { options: { gracePeriod: 10_000 } })
+    const inFlight = request(app.port, '/slow?ms=800')
+    await app.waitForLog(line => (line.req as { url?: string } | undefined)?.url === '/slow?ms=800')
+    t.equal((await request(app.port, route)).status, 200)
+
+    const failure = await app.waitForLog(hasMessage(/uncaught error/))
+    t.equal(failure.level, ERROR)
+    t.match(failure.err, { message })
+    t.equal((await inFlight).status, 200, 'the request in flight still completes')
+    const exit = await app.exited
+    t.equal(exit.code, 1)
+    t.ok(app.logs.some(hasMessage(/^drained/)))
+  })
+}
+
+t.test('track(): background work holds the drain until it settles', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 10_000 } })
+  const accepted = await request(app.port, '/background?ms=1000')
+  t.same(accepted.json(), { accepted: true })
+  app.kill('SIGTERM')
+  const started = await app.waitForLog(hasMessage(/shutdown started/))
+  t.equal(started.pendingTasks, 1)
+  const exit = await app.exited
+  t.equal(exit.code, 0)
+  const order = app.logs.map(line => line.msg)
+  t.ok(order.indexOf('background work done') < order.findIndex(msg => /^drained/.test(msg ?? '')),
+    'the drain ends after the background work')
+})
+
+t.test('graceful.signal ends a long poll when the drain starts', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 60_000 } })
+  const poll = request(app.port, '/long-poll')
+  await app.waitForLog(line => (line.req as { url?: string } | undefined)?.url === '/long-poll')
+  app.kill('SIGTERM')
+  const response = await poll
+  t.equal(response.status, 200)
+  t.same(response.json(), { ended: 'shutdown' })
+  t.equal((await app.exited).code, 0)
+})
+
+t.test('two instances in one process both drain before the exit', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 10_000 }, instances: 2 })
+  const [first, second] = app.ports as [number, number]
+  const short = request(first, '/slow?ms=300')
+  const long = request(second, '/slow?ms=1200')
+  await app.waitForLog(line => line.instance === 1 && (line.req as { url?: string } | undefined)?.url === '/slow?ms=1200')
+  await app.waitForLog(line => line.instance === 0 && line.msg === 'incoming request')
+  app.kill('SIGTERM')
+  t.equal((await short).status, 200)
+  t.equal((await long).status, 200, 'the slower instance is not cut by the faster one')
+  t.equal((await app.exited).code, 0)
+  const completes = app.logs.filter(hasMessage(/shutdown complete/)).map(line => line.instance).sort()
+  t.same(completes, [0, 1])
+})
