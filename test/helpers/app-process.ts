@@ -29,7 +29,8 @@ export interface AppProcess {
   kill (signal: NodeJS.Signals): void
 }
 
-interface Tap {
+/** The part of a tap test a helper needs: somewhere to hang its cleanup. */
+export interface Teardown {
   teardown (fn: () => unknown): void
 }
 
@@ -39,7 +40,7 @@ const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures
  * Spawns a fixture as its own process (as a container runs it), parses its pino lines and
  * resolves once every instance listens. Teardown kills it, so a failing test leaves nothing behind.
  */
-export async function startApp (t: Tap, {
+export async function startApp (t: Teardown, {
   fixture = 'app.ts',
   options = {},
   fastify = {},

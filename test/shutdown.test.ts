@@ -1,0 +1,99 @@
+// The shutdown sequence alone, driven through fake parts: no server, no process.
+import t from 'tap'
+import { gracePeriodBudget, ShutdownSequence, type ShutdownParts } from '../lib/shutdown.js'
+import { InFlightTracker } from '../lib/tracker.js'
+
+function fakeParts (overrides: Partial<ShutdownParts> = {}) {
+  const events: string[] = []
+  const logs: Array<{ level: string, msg: string, fields: object }> = []
+  const logWatchers: Array<{ pattern: RegExp, resolve: () => void }> = []
+  const log = (level: string) => (fields: object, msg: string) => {
+    logs.push({ level, msg, fields })
+    events.push(`log:${msg}`)
+    for (const watcher of logWatchers.filter(w => w.pattern.test(msg))) watcher.resolve()
+  }
+  const logged = (pattern: RegExp): Promise<void> => new Promise(resolve => { logWatchers.push({ pattern, resolve }) })
+  const parts: ShutdownParts = {
+    tracker: new InFlightTracker(),
+    gracePeriod: 10_000,
+    readinessDelay: 0,
+    log: { info: log('info'), warn: log('warn'), error: log('error') },
+    releaseConnections: () => { events.push('release') },
+    cutConnections: () => { events.push('cut') },
+    closeApp: async () => { events.push('close') },
+    ...overrides
+  }
+  return { parts, events, logs, logged }
+}
+
+t.test('the budget keeps a reserve for close and exit', async t => {
+  t.same(gracePeriodBudget(30_000), { drainMs: 28_000, closeMs: 1000, exitMs: 29_500 })
+  t.same(gracePeriodBudget(900_000), { drainMs: 898_000, closeMs: 1000, exitMs: 899_500 }, 'Cerebrium default')
+  t.same(gracePeriodBudget(1000), { drainMs: 800, closeMs: 100, exitMs: 950 }, 'a fifth of a short grace period')
+  for (const gracePeriod of [1, 7, 999, 1000, 3000, 10_001, 86_400_000]) {
+    const { drainMs, closeMs, exitMs } = gracePeriodBudget(gracePeriod)
+    t.ok(drainMs + closeMs <= exitMs && exitMs <= gracePeriod, `ordered within ${gracePeriod}`)
+  }
+})
+
+t.test('nothing in flight: release, refuse, close, in that order', async t => {
+  const { parts, events } = fakeParts()
+  const sequence = new ShutdownSequence(parts)
+  const outcome = await sequence.start('test')
+  t.match(outcome, { reason: 'test', drained: true, closed: true })
+  t.same(events.filter(event => !event.startsWith('log:')), ['release', 'release', 'close'])
+  t.equal(sequence.state, 'closed')
+  t.equal(sequence.refusingNewRequests, true)
+})
+
+t.test('waits for the readiness delay before refusing, then for the last request', async t => {
+  const { parts, events, logged } = fakeParts({ readinessDelay: 30 })
+  const sequence = new ShutdownSequence(parts)
+  const request = {}
+  parts.tracker.begin(request, { method: 'GET', url: '/', id: '1' })
+  const refusing = logged(/refusing new requests/)
+  const done = sequence.start('test')
+  t.equal(sequence.refusingNewRequests, false, 'still serving during the delay')
+  t.equal(sequence.state, 'draining')
+  await refusing
+  t.equal(sequence.refusingNewRequests, true)
+  t.notOk(events.includes('close'), 'not closed while a request is in flight')
+  parts.tracker.end(request)
+  t.match(await done, { drained: true, closed: true })
+})
+
+t.test('the drain deadline logs what is pending, cuts it and still closes', async t => {
+  const { parts, events, logs } = fakeParts({ gracePeriod: 100 })
+  parts.tracker.begin({}, { method: 'POST', url: '/predict', id: 'req-7' })
+  parts.tracker.track(new Promise(() => {}))
+  const outcome = await new ShutdownSequence(parts).start('SIGTERM')
+  t.match(outcome, { drained: false, closed: true })
+  t.ok(outcome.elapsedMs >= gracePeriodBudget(100).drainMs - 1, 'not before the deadline')
+  t.ok(events.indexOf('cut') < events.indexOf('close'))
+  const cut = logs.filter(line => /^cut /.test(line.msg))
+  t.match(cut, [
+    { level: 'error', fields: { kind: 'request', method: 'POST', url: '/predict', id: 'req-7', ageMs: Number } },
+    { level: 'error', fields: { kind: 'task', ageMs: Number } }
+  ])
+})
+
+t.test('a close that hangs or fails is reported, not awaited forever', async t => {
+  const hanging = fakeParts({ gracePeriod: 100, closeApp: () => new Promise(() => {}) })
+  t.match(await new ShutdownSequence(hanging.parts).start('x'), { drained: true, closed: false })
+  t.ok(hanging.logs.some(line => /did not finish in time/.test(line.msg)))
+
+  const failing = fakeParts({ closeApp: async () => { throw new Error('pool refused to close') } })
+  t.match(await new ShutdownSequence(failing.parts).start('x'), { drained: true, closed: false })
+  t.match(failing.logs.find(line => line.level === 'error'), { fields: { err: { message: 'pool refused to close' } } })
+})
+
+t.test('closingWithoutDrain: a direct fastify.close() aborts the signal; start() then reports', async t => {
+  const { parts, events } = fakeParts()
+  const sequence = new ShutdownSequence(parts)
+  sequence.closingWithoutDrain()
+  t.equal(sequence.state, 'closing')
+  t.equal(sequence.signal.aborted, true)
+  sequence.closed()
+  t.match(await sequence.start('late'), { drained: true, closed: true, elapsedMs: 0 })
+  t.notOk(events.includes('close'), 'closeApp is not called again')
+})

@@ -1,0 +1,39 @@
+// Type tests: `npm run lint` type-checks this file, so a public type that drifts fails there
+// (an @ts-expect-error that no longer errors fails too). The assertions run the same calls.
+import t from 'tap'
+import Fastify from 'fastify'
+import gracefulTermination, {
+  type GracefulState,
+  type GracefulTerminationOptions,
+  type LifecycleState,
+  type ShutdownOutcome
+} from '../lib/index.js'
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
+const assertType = <T extends true>(_proof?: T): void => {}
+
+t.test('the decorator and the options are typed', async t => {
+  const app = Fastify()
+  const options: GracefulTerminationOptions = { gracePeriod: 900_000, readinessDelay: 0, signals: ['SIGTERM'], readyPath: false }
+  await app.register(gracefulTermination, { ...options, handleSignals: false })
+
+  assertType<Equal<typeof app.graceful, GracefulState>>()
+  assertType<Equal<typeof app.graceful.state, LifecycleState>>()
+  assertType<Equal<LifecycleState, 'serving' | 'draining' | 'closing' | 'closed'>>()
+  assertType<Equal<ReturnType<GracefulState['shutdown']>, Promise<ShutdownOutcome>>>()
+  const tracked: Promise<number> = app.graceful.track(Promise.resolve(42))
+  const signal: AbortSignal = app.graceful.signal
+
+  // @ts-expect-error gracePeriod is a number of milliseconds
+  app.register(gracefulTermination, { gracePeriod: '30s' })
+  // @ts-expect-error only signals close-with-grace can listen to
+  app.register(gracefulTermination, { signals: ['SIGKILL'] })
+  t.throws(() => {
+    // @ts-expect-error state is read-only
+    app.graceful.state = 'closed'
+  }, TypeError, 'state cannot be written')
+
+  t.equal(await tracked, 42)
+  t.equal(signal.aborted, false)
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_GRACEFUL_INVALID_OPTION' }, 'the registrations above fail at runtime too')
+})
