@@ -45,11 +45,3 @@ export function installAdmission (
     done()
   })
 }
-
-/** At drain start: responses not yet begun will close their socket, idle sockets close now. */
-export function releaseConnections (fastify: FastifyInstance, tracker: InFlightTracker<ServerResponse>): void {
-  for (const response of tracker.requestKeys()) {
-    if (!response.headersSent) response.shouldKeepAlive = false
-  }
-  fastify.server.closeIdleConnections()
-}

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { ServerResponse } from 'node:http'
-import { installAdmission, releaseConnections } from './admission.js'
+import { installAdmission } from './admission.js'
+import { cutConnections, releaseConnections } from './connections.js'
 import { resolveOptions, SUSPICIOUSLY_SHORT_GRACE_PERIOD, type GracefulTerminationOptions } from './options.js'
 import { enlist, withdraw, type ShutdownParticipant } from './process-signals.js'
 import { registerProbeRoutes } from './routes.js'
@@ -47,8 +48,8 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     gracePeriod: options.gracePeriod,
     readinessDelay: options.readinessDelay,
     log,
-    releaseConnections: () => releaseConnections(fastify, tracker),
-    cutConnections: () => fastify.server.closeAllConnections(),
+    releaseConnections: () => releaseConnections(fastify.server, tracker.requestKeys()),
+    cutConnections: () => cutConnections(fastify.server),
     closeApp: () => fastify.close()
   })
 

@@ -1,6 +1,7 @@
 // The instance's life in one process: states, listeners, manual shutdown, direct close.
 import t from 'tap'
 import Fastify from 'fastify'
+import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import gracefulTermination from '../lib/index.js'
 import { enlistedCount } from '../lib/process-signals.js'
@@ -123,4 +124,22 @@ t.test('track(): a rejected task is logged and releases the drain', async t => {
   const outcome = await app.graceful.shutdown()
   t.equal(outcome.drained, true)
   t.match(lines.find(line => line.msg === 'tracked work rejected'), { err: { message: 'job failed' } })
+})
+
+t.test('an HTTP/2 server drains too (it has no keep-alive sockets to release)', async t => {
+  const { connect } = await import('node:http2')
+  const app = Fastify({ http2: true })
+  await app.register(gracefulTermination, { handleSignals: false })
+  app.get('/h2', async () => ({ protocol: 'h2' }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const session = connect(`http://127.0.0.1:${(app.server.address() as { port: number }).port}`)
+  t.teardown(() => session.close())
+  const stream = session.request({ ':path': '/h2' })
+  const [headers] = await once(stream, 'response') as [Record<string, unknown>]
+  t.equal(headers[':status'], 200)
+  stream.resume()
+  await once(stream, 'end')
+  session.close()
+  t.match(await app.graceful.shutdown('h2'), { drained: true, closed: true })
 })

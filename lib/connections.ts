@@ -1,0 +1,23 @@
+import type { ServerResponse } from 'node:http'
+
+/** The socket controls of node:http servers; an HTTP/2 server has sessions instead, and neither. */
+interface SocketControls {
+  closeIdleConnections?: () => void
+  closeAllConnections?: () => void
+}
+
+/**
+ * At drain start: responses not yet begun will say Connection: close and end their socket,
+ * and keep-alive sockets with no request on them close now, so no client holds one open.
+ */
+export function releaseConnections (server: SocketControls, inFlight: Iterable<ServerResponse>): void {
+  for (const response of inFlight) {
+    if (!response.headersSent) response.shouldKeepAlive = false
+  }
+  server.closeIdleConnections?.()
+}
+
+/** At the drain deadline: destroy every socket, in flight or not. */
+export function cutConnections (server: SocketControls): void {
+  server.closeAllConnections?.()
+}
