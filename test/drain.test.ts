@@ -12,7 +12,7 @@ t.test('SIGTERM: readiness 503 at once, in-flight request finishes, new ones ref
   const app = await startApp(t, { options: { gracePeriod: 10_000 } })
   const ready = await request(app.port, '/ready')
   t.equal(ready.status, 200)
-  t.same(ready.json(), { status: 'ready', active_requests: 0 })
+  t.same(ready.json(), { status: 'ready', active_requests: 0, queued: 0 })
 
   const inFlight = request(app.port, '/slow?ms=1500')
   await app.waitForLog(line => line.req !== undefined && (line.req as { url: string }).url === '/slow?ms=1500')
@@ -23,7 +23,7 @@ t.test('SIGTERM: readiness 503 at once, in-flight request finishes, new ones ref
 
   const draining = await request(app.port, '/ready')
   t.equal(draining.status, 503, 'readiness answers 503 while draining')
-  t.same(draining.json(), { status: 'shutting_down', active_requests: 1 })
+  t.same(draining.json(), { status: 'shutting_down', active_requests: 1, queued: 0 })
   t.equal(draining.headers['retry-after'], '1')
   t.equal(draining.headers.connection, 'close')
 
