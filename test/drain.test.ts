@@ -202,6 +202,24 @@ t.test('track(): background work holds the drain until it settles', async t => {
     'the drain ends after the background work')
 })
 
+t.test('track(): background work still running at the deadline is logged and cut, exit 1', async t => {
+  const gracePeriod = 3000
+  const app = await startApp(t, { options: { gracePeriod } })
+  t.same((await request(app.port, '/background?ms=30000')).json(), { accepted: true })
+  const signalledAt = performance.now()
+  app.kill('SIGTERM')
+  const exit = await app.exited
+  t.equal(exit.code, 1, 'exit 1: the drain did not finish')
+  t.ok(exit.at - signalledAt < gracePeriod, 'within gracePeriod')
+
+  const deadline = app.logs.find(hasMessage(/drain deadline reached/))
+  t.match(deadline, { level: ERROR, activeRequests: 0, pendingTasks: 1, elapsedMs: Number })
+  const cut = app.logs.find(hasMessage(/cut task still in flight/))
+  t.match(cut, { level: ERROR, kind: 'task', ageMs: Number }, 'the pending task is logged')
+  t.ok((cut!.ageMs as number) >= 1000, `with its age (${cut!.ageMs} ms)`)
+  t.notOk(app.logs.some(hasMessage(/background work done/)), 'it never finished')
+})
+
 t.test('graceful.signal ends a long poll when the drain starts', async t => {
   const app = await startApp(t, { options: { gracePeriod: 60_000 } })
   const poll = request(app.port, '/long-poll')
