@@ -20,10 +20,22 @@ export interface Admission {
   leave (): void
 }
 
-interface Entry extends Admission {
+/** One request in the limit. A class, so that `waiting` lives on the prototype and costs nothing per request. */
+class Entry implements Admission {
   state: 'running' | 'waiting' | 'left'
-  onTurn: (turn: Turn) => void
-  timer: NodeJS.Timeout | undefined
+  timer: NodeJS.Timeout | undefined = undefined
+  readonly onTurn: (turn: Turn) => void
+  readonly #leave: (entry: Entry) => void
+
+  constructor (state: Entry['state'], onTurn: (turn: Turn) => void, leave: (entry: Entry) => void) {
+    this.state = state
+    this.onTurn = onTurn
+    this.#leave = leave
+  }
+
+  get waiting (): boolean { return this.state === 'waiting' }
+
+  leave (): void { this.#leave(this) }
 }
 
 /**
@@ -46,6 +58,7 @@ export class ConcurrencyLimit {
   #queued = 0
   /** Entries that left the queue while async-mutex still holds their place in the line. */
   #abandoned = 0
+  readonly #leaveEntry = (entry: Entry): void => this.#leave(entry)
 
   constructor ({ maxConcurrency, maxQueue, queueTimeout }: LimitOptions) {
     this.#maxConcurrency = maxConcurrency
@@ -68,13 +81,7 @@ export class ConcurrencyLimit {
     const running = this.#running < this.#maxConcurrency
     if (!running && (!mayQueue || this.#queued >= this.#maxQueue)) return undefined
 
-    const entry: Entry = {
-      state: running ? 'running' : 'waiting',
-      onTurn,
-      timer: undefined,
-      get waiting () { return entry.state === 'waiting' },
-      leave: () => this.#leave(entry)
-    }
+    const entry = new Entry(running ? 'running' : 'waiting', onTurn, this.#leaveEntry)
     if (running) {
       this.#running++
       return entry
