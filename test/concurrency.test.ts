@@ -102,7 +102,6 @@ async function startLimitedApp (t: Tap, options: GracefulTerminationOptions) {
   }
 
   return {
-    app,
     graceful: app.graceful,
     port,
     logs,
@@ -182,7 +181,7 @@ t.test('N run, M wait in arrival order, the (N+M+1)th is refused at once; probes
   t.same(answers.map(answer => answer.status), [200, 200, 200, 200, 200], 'every accepted request is served')
   t.same(answers.map(answer => answer.json().name), ['r0', 'r1', 'q0', 'q1', 'q2'])
   t.same(app.started(), ['r0', 'r1', 'q0', 'q1', 'q2'], 'queued requests ran in arrival order')
-  t.equal(app.app.graceful.activeRequests, 0)
+  t.equal(app.graceful.activeRequests, 0)
   t.equal(app.graceful.queued, 0)
 })
 
@@ -197,7 +196,7 @@ t.test('a burst sent all at once: maxConcurrency run, the rest wait, never more 
   t.same((await answers).map(answer => answer.status), names.map(() => 200))
   t.equal(app.started().length, 12)
   t.equal(app.mostInHandlers(), 3, 'never more than maxConcurrency handlers at once')
-  t.equal(app.app.graceful.activeRequests, 0)
+  t.equal(app.graceful.activeRequests, 0)
 })
 
 t.test('queueTimeout: a request that waits too long gets a 503 and never runs', async t => {
@@ -275,7 +274,7 @@ t.test('the slot is given back once, whatever happens to the response', async t 
     const closed = app.responseClosed(path)
     await run()
     await closed
-    t.equal(app.app.graceful.activeRequests, 0, `${what}: nothing left in flight`)
+    t.equal(app.graceful.activeRequests, 0, `${what}: nothing left in flight`)
     t.equal((await app.send('/fast')).status, 200, `${what}: the slot is free again`)
   }
 
