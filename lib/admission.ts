@@ -1,47 +1,92 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { ServerResponse } from 'node:http'
+import type { ConcurrencyLimit } from './limit.js'
 import type { ResolvedOptions } from './options.js'
 import { isProbeRoute } from './routes.js'
 import type { ShutdownSequence } from './shutdown.js'
 import type { InFlightTracker } from './tracker.js'
 
-export const SHUTTING_DOWN_BODY = {
-  statusCode: 503,
-  error: 'Service Unavailable',
-  code: 'FST_GRACEFUL_SHUTTING_DOWN',
-  message: 'This instance is shutting down; retry the request on another one.'
-} as const
+function serviceUnavailable<Code extends string> (code: Code, message: string) {
+  return { statusCode: 503, error: 'Service Unavailable', code, message } as const
+}
+
+export const SHUTTING_DOWN_BODY = serviceUnavailable('FST_GRACEFUL_SHUTTING_DOWN',
+  'This instance is shutting down; retry the request on another one.')
+export const QUEUE_FULL_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_FULL',
+  'Every slot is busy and the queue is full; retry the request later.')
+export const QUEUE_TIMEOUT_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_TIMEOUT',
+  'No slot freed up within queueTimeout; retry the request later.')
+
+type Refusal = typeof SHUTTING_DOWN_BODY | typeof QUEUE_FULL_BODY | typeof QUEUE_TIMEOUT_BODY
+
+export interface AdmissionParts {
+  options: Pick<ResolvedOptions, 'retryAfter' | 'queueTimeout'>
+  tracker: InFlightTracker<ServerResponse>
+  sequence: ShutdownSequence
+  /** undefined when maxConcurrency is unlimited: nothing to wait for, nothing to pay. */
+  limit: ConcurrencyLimit | undefined
+  log: FastifyBaseLogger
+}
 
 /**
  * Every request passes here first: probes go straight through, new requests are refused once
- * the shutdown refuses them, and the rest are counted until their response closes.
+ * the shutdown refuses them, the limit lets the rest run, wait or be refused, and every request
+ * let in is counted until its response closes. A queued request counts too: it was accepted,
+ * so the drain serves it.
  *
- * The count ends on the response's 'close' event, not in onResponse: 'close' fires for every
- * response, finished or not (a client that hangs up, a socket timeout, a hijacked reply), while
- * onResponse never fires for a client that went away first, and the count would leak.
+ * The count, the slot and the place in the queue end on the response's 'close' event, not in
+ * onResponse: 'close' fires once for every response, finished or not (a client that hangs up, a
+ * socket timeout, a hijacked reply), while onResponse never fires for a client that went away
+ * first, and the count would leak.
  */
-export function installAdmission (
-  fastify: FastifyInstance,
-  options: Pick<ResolvedOptions, 'retryAfter'>,
-  tracker: InFlightTracker<ServerResponse>,
-  sequence: ShutdownSequence
-): void {
+export function installAdmission (fastify: FastifyInstance, { options, tracker, sequence, limit, log }: AdmissionParts): void {
+  function refuse (reply: FastifyReply, body: Refusal): void {
+    reply.code(503).header('retry-after', options.retryAfter)
+    if (body === SHUTTING_DOWN_BODY) reply.header('connection', 'close')
+    reply.send(body)
+  }
+
+  function count (request: FastifyRequest, response: ServerResponse): void {
+    tracker.begin(response, { method: request.method, url: request.url, id: request.id })
+  }
+
   fastify.addHook('onRequest', function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
     const response = reply.raw
     // Node then answers with Connection: close and ends the socket after this response.
     if (sequence.state !== 'serving') response.shouldKeepAlive = false
     if (isProbeRoute(request.routeOptions.config)) return done()
+    if (sequence.refusingNewRequests) return refuse(reply, SHUTTING_DOWN_BODY)
 
-    if (sequence.refusingNewRequests) {
-      reply.code(503)
-        .header('retry-after', options.retryAfter)
-        .header('connection', 'close')
-        .send(SHUTTING_DOWN_BODY)
-      return
+    if (limit === undefined) {
+      count(request, response)
+      response.once('close', () => tracker.end(response))
+      return done()
     }
 
-    tracker.begin(response, { method: request.method, url: request.url, id: request.id })
-    response.once('close', () => tracker.end(response))
-    done()
+    // Once draining, a request may take a free slot but no longer queue.
+    const serving = sequence.state === 'serving'
+    const admission = limit.enter(turn => {
+      if (turn === 'run') return done()
+      log.debug({ reqId: request.id, queueTimeout: options.queueTimeout }, 'no slot within queueTimeout: refused with 503')
+      refuse(reply, QUEUE_TIMEOUT_BODY)
+    }, serving)
+    if (admission === undefined) {
+      log.debug({ reqId: request.id, running: limit.running, queued: limit.queued },
+        serving ? 'every slot busy and the queue full: refused with 503' : 'every slot busy while draining: refused with 503')
+      return refuse(reply, serving ? QUEUE_FULL_BODY : SHUTTING_DOWN_BODY)
+    }
+
+    count(request, response)
+    response.once('close', () => {
+      const leftTheQueue = admission.waiting
+      admission.leave()
+      tracker.end(response)
+      if (leftTheQueue) log.debug({ reqId: request.id, queued: limit.queued }, 'client left while queued: its place is given back')
+    })
+    if (admission.waiting) {
+      log.debug({ reqId: request.id, running: limit.running, queued: limit.queued }, 'every slot busy: request queued')
+    } else {
+      done()
+    }
   })
 }

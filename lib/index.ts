@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { ServerResponse } from 'node:http'
 import { installAdmission } from './admission.js'
 import { cutConnections, releaseConnections } from './connections.js'
+import { ConcurrencyLimit } from './limit.js'
 import { resolveOptions, SUSPICIOUSLY_SHORT_GRACE_PERIOD, type GracefulTerminationOptions } from './options.js'
 import { enlist, withdraw, type ShutdownParticipant } from './process-signals.js'
 import { registerProbeRoutes } from './routes.js'
@@ -16,8 +17,13 @@ export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
 export interface GracefulState {
   /** 'serving', then 'draining' from the signal, 'closing' once fastify.close() runs, 'closed'. */
   readonly state: LifecycleState
-  /** Requests between their start and the close of their response (probes are not counted). */
+  /**
+   * Requests between their start and the close of their response, queued ones included: all
+   * that the drain waits for (probes are not counted). Those in handlers: activeRequests - queued.
+   */
   readonly activeRequests: number
+  /** Requests waiting for a slot (maxConcurrency reached); always 0 without maxConcurrency. */
+  readonly queued: number
   /** What the readiness route reports: true only while serving. */
   readonly ready: boolean
   /** Aborted when draining starts: long-lived handlers (SSE, long polls, streams) end on it. */
@@ -53,9 +59,12 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     closeApp: () => fastify.close()
   })
 
+  const limit = Number.isFinite(options.maxConcurrency) ? new ConcurrencyLimit(options) : undefined
+
   const graceful: GracefulState = {
     get state () { return sequence.state },
     get activeRequests () { return tracker.activeRequests },
+    get queued () { return limit?.queued ?? 0 },
     get ready () { return sequence.state === 'serving' },
     get signal () { return sequence.signal },
     shutdown: (reason = 'shutdown() called') => sequence.start(reason),
@@ -63,7 +72,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   }
   fastify.decorate('graceful', graceful)
 
-  installAdmission(fastify, options, tracker, sequence)
+  installAdmission(fastify, { options, tracker, sequence, limit, log })
   registerProbeRoutes(fastify, options, graceful)
 
   if (options.handleSignals) {

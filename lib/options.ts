@@ -15,11 +15,11 @@ export interface GracefulTerminationOptions {
   readyPath?: string | false
   /** Liveness route, or false for none. Default '/health'. */
   healthPath?: string | false
-  /** At most this many requests in handlers at once. Default unlimited. */
+  /** At most this many requests in handlers at once (Cerebrium's replica_concurrency). Default unlimited. */
   maxConcurrency?: number
-  /** Requests that may wait for a slot when maxConcurrency is reached. Default 0. */
+  /** Requests that may wait for a slot, in arrival order; past it, 503 at once. Needs maxConcurrency. Default 0. */
   maxQueue?: number
-  /** How long (ms) a request may wait for a slot; 0 for no limit. Default 0. */
+  /** How long (ms) a request may wait for a slot before a 503; 0 for no limit. Needs maxQueue. Default 0. */
   queueTimeout?: number
   /** Seconds sent in Retry-After with every 503 this plugin sends. Default 1. */
   retryAfter?: number
@@ -119,6 +119,15 @@ export function resolveOptions (input: unknown = {}): ResolvedOptions {
   const maxConcurrency = options.maxConcurrency === Infinity
     ? Infinity
     : integer('maxConcurrency', options.maxConcurrency, 1)
+  // A queue setting that can never apply is a mistake to report at boot, not to ignore.
+  const maxQueue = integer('maxQueue', options.maxQueue, 0)
+  if (maxQueue > 0 && maxConcurrency === Infinity) {
+    fail('maxQueue', '0 while maxConcurrency is unlimited (set maxConcurrency to queue)', maxQueue)
+  }
+  const queueTimeout = integer('queueTimeout', options.queueTimeout, 0)
+  if (queueTimeout > 0 && maxQueue === 0) {
+    fail('queueTimeout', '0 while maxQueue is 0 (no request ever waits)', queueTimeout)
+  }
   if (typeof options.handleSignals !== 'boolean') fail('handleSignals', 'a boolean', options.handleSignals)
 
   const readyPath = routePath('readyPath', options.readyPath)
@@ -133,8 +142,8 @@ export function resolveOptions (input: unknown = {}): ResolvedOptions {
     readyPath,
     healthPath,
     maxConcurrency,
-    maxQueue: integer('maxQueue', options.maxQueue, 0),
-    queueTimeout: integer('queueTimeout', options.queueTimeout, 0),
+    maxQueue,
+    queueTimeout,
     retryAfter: integer('retryAfter', options.retryAfter, 0),
     signals: signalList(options.signals),
     handleSignals: options.handleSignals

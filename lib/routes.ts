@@ -7,6 +7,7 @@ export const PROBE_ROUTE = 'gracefulTerminationProbe'
 export interface ProbeSource {
   readonly ready: boolean
   readonly activeRequests: number
+  readonly queued: number
 }
 
 /**
@@ -22,10 +23,10 @@ export function registerProbeRoutes (
   const config = { [PROBE_ROUTE]: true }
   if (options.readyPath !== false) {
     fastify.get(options.readyPath, { config, logLevel: 'warn' }, async (_request, reply) => {
-      const activeRequests = source.activeRequests
-      if (source.ready) return { status: 'ready', active_requests: activeRequests }
+      const figures = { active_requests: source.activeRequests, queued: source.queued }
+      if (source.ready) return { status: 'ready', ...figures }
       return reply.code(503).header('retry-after', options.retryAfter)
-        .send({ status: 'shutting_down', active_requests: activeRequests })
+        .send({ status: 'shutting_down', ...figures })
     })
   }
   if (options.healthPath !== false) {

@@ -131,7 +131,7 @@ export class ShutdownSequence {
       log.info({ elapsedMs: elapsedMs() }, 'drained: no request or tracked task in flight')
     } else {
       const pending = tracker.pending()
-      log.error({ elapsedMs, activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks },
+      log.error({ elapsedMs: elapsedMs(), activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks },
         'drain deadline reached: cutting the work still in flight')
       for (const work of pending) log.error(work, `cut ${work.kind} still in flight at the drain deadline`)
       this.#parts.cutConnections()

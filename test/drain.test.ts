@@ -12,7 +12,7 @@ t.test('SIGTERM: readiness 503 at once, in-flight request finishes, new ones ref
   const app = await startApp(t, { options: { gracePeriod: 10_000 } })
   const ready = await request(app.port, '/ready')
   t.equal(ready.status, 200)
-  t.same(ready.json(), { status: 'ready', active_requests: 0 })
+  t.same(ready.json(), { status: 'ready', active_requests: 0, queued: 0 })
 
   const inFlight = request(app.port, '/slow?ms=1500')
   await app.waitForLog(line => line.req !== undefined && (line.req as { url: string }).url === '/slow?ms=1500')
@@ -23,7 +23,7 @@ t.test('SIGTERM: readiness 503 at once, in-flight request finishes, new ones ref
 
   const draining = await request(app.port, '/ready')
   t.equal(draining.status, 503, 'readiness answers 503 while draining')
-  t.same(draining.json(), { status: 'shutting_down', active_requests: 1 })
+  t.same(draining.json(), { status: 'shutting_down', active_requests: 1, queued: 0 })
   t.equal(draining.headers['retry-after'], '1')
   t.equal(draining.headers.connection, 'close')
 
@@ -200,6 +200,24 @@ t.test('track(): background work holds the drain until it settles', async t => {
   const order = app.logs.map(line => line.msg)
   t.ok(order.indexOf('background work done') < order.findIndex(msg => /^drained/.test(msg ?? '')),
     'the drain ends after the background work')
+})
+
+t.test('track(): background work still running at the deadline is logged and cut, exit 1', async t => {
+  const gracePeriod = 3000
+  const app = await startApp(t, { options: { gracePeriod } })
+  t.same((await request(app.port, '/background?ms=30000')).json(), { accepted: true })
+  const signalledAt = performance.now()
+  app.kill('SIGTERM')
+  const exit = await app.exited
+  t.equal(exit.code, 1, 'exit 1: the drain did not finish')
+  t.ok(exit.at - signalledAt < gracePeriod, 'within gracePeriod')
+
+  const deadline = app.logs.find(hasMessage(/drain deadline reached/))
+  t.match(deadline, { level: ERROR, activeRequests: 0, pendingTasks: 1, elapsedMs: Number })
+  const cut = app.logs.find(hasMessage(/cut task still in flight/))
+  t.match(cut, { level: ERROR, kind: 'task', ageMs: Number }, 'the pending task is logged')
+  t.ok((cut!.ageMs as number) >= 1000, `with its age (${cut!.ageMs} ms)`)
+  t.notOk(app.logs.some(hasMessage(/background work done/)), 'it never finished')
 })
 
 t.test('graceful.signal ends a long poll when the drain starts', async t => {

@@ -160,7 +160,7 @@ t.test('probes are not counted', async t => {
   const h = await harness(t)
   const next = h.nextRequest()
   const ready = await request(h.port, '/ready')
-  t.same(ready.json(), { status: 'ready', active_requests: 0 }, 'the readiness request does not count itself')
+  t.same(ready.json(), { status: 'ready', active_requests: 0, queued: 0 }, 'the readiness request does not count itself')
   t.equal(await next.admitted, 0, 'the probe passed the plugin\'s hook uncounted')
   await next.closed
   t.equal(h.app.graceful.activeRequests, 0)

@@ -15,7 +15,7 @@ t.test('GET /ready and GET /health while serving', async t => {
   const app = await appWith(t)
   const ready = await app.inject('/ready')
   t.equal(ready.statusCode, 200)
-  t.same(ready.json(), { status: 'ready', active_requests: 0 })
+  t.same(ready.json(), { status: 'ready', active_requests: 0, queued: 0 })
   const health = await app.inject('/health')
   t.equal(health.statusCode, 200)
   t.same(health.json(), { status: 'ok' })
@@ -32,7 +32,7 @@ t.test('readiness turns 503 the moment the shutdown starts; liveness stays 200',
 
   const ready = await app.inject('/ready')
   t.equal(ready.statusCode, 503)
-  t.same(ready.json(), { status: 'shutting_down', active_requests: 0 })
+  t.same(ready.json(), { status: 'shutting_down', active_requests: 0, queued: 0 })
   t.equal(ready.headers['retry-after'], '7')
   t.equal((await app.inject('/health')).statusCode, 200)
   t.equal((await app.inject('/work')).statusCode, 200, 'served normally during readinessDelay')

@@ -19,6 +19,7 @@ t.test('the decorator and the options are typed', async t => {
 
   assertType<Equal<typeof app.graceful, GracefulState>>()
   assertType<Equal<typeof app.graceful.state, LifecycleState>>()
+  assertType<Equal<typeof app.graceful.queued, number>>()
   assertType<Equal<LifecycleState, 'serving' | 'draining' | 'closing' | 'closed'>>()
   assertType<Equal<ReturnType<GracefulState['shutdown']>, Promise<ShutdownOutcome>>>()
   const tracked: Promise<number> = app.graceful.track(Promise.resolve(42))

@@ -55,7 +55,10 @@ export async function startApp (t: Teardown, {
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal, at: performance.now() }) as Exit)
+  // 'exit' can come before the last lines of output are read; 'close' comes after them, so the
+  // logs are complete once `exited` resolves, while `at` keeps the moment the process ended.
+  const exitedAt = once(child, 'exit').then(() => performance.now())
+  const exited = once(child, 'close').then(async ([code, signal]) => ({ code, signal, at: await exitedAt }) as Exit)
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     await exited
