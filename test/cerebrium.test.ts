@@ -1,8 +1,15 @@
 // Reading cerebrium.toml into plugin options: the mapping, the errors, the overrides, the warnings.
 import t from 'tap'
-import { join } from 'node:path'
+import Fastify from 'fastify'
+import { existsSync, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { parse } from 'smol-toml'
+import gracefulTermination from '../lib/index.js'
 import { cerebriumOptions } from '../lib/cerebrium.js'
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 
 const FULL = `
 [cerebrium.deployment]
@@ -193,4 +200,32 @@ t.test('without a logger, a contradiction is a process warning', async t => {
   const [emitted] = await warning as [Error & { code: string }]
   t.equal(emitted.code, 'FST_GRACEFUL_CEREBRIUM_MISMATCH')
   t.match(emitted.message, /maxConcurrency is 1 .*\.replica_concurrency = 4/)
+})
+
+t.test('the repository\'s cerebrium.toml is a valid custom runtime, and the plugin accepts what it gives', async t => {
+  const file = resolve(repoRoot, 'cerebrium.toml')
+  const { cerebrium } = parse(readFileSync(file, 'utf8')) as { cerebrium: Record<string, Record<string, any>> }
+  t.type(cerebrium.deployment?.name, 'string')
+  t.match(cerebrium.hardware, { compute: 'CPU', cpu: Number, memory: Number })
+  const custom = cerebrium.runtime?.custom
+  t.match(custom, { port: Number, healthcheck_endpoint: '/health', readycheck_endpoint: '/ready', dockerfile_path: String })
+  t.ok(existsSync(resolve(repoRoot, custom.dockerfile_path)), 'dockerfile_path points at a file')
+  t.match(cerebrium.scaling, { response_grace_period: Number, replica_concurrency: Number })
+
+  const log = recordingLog()
+  const settings = cerebriumOptions({ file, env: {}, log })
+  t.same(log.warnings, [])
+  t.same(settings.options, {
+    gracePeriod: cerebrium.scaling!.response_grace_period * 1000,
+    maxConcurrency: cerebrium.scaling!.replica_concurrency,
+    readyPath: '/ready',
+    healthPath: '/health'
+  })
+  t.equal(settings.port, custom.port)
+
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(gracefulTermination, { ...settings.options, handleSignals: false })
+  t.equal((await app.inject('/ready')).statusCode, 200)
+  t.equal((await app.inject('/health')).statusCode, 200)
 })
