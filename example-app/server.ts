@@ -32,7 +32,7 @@ async function predict (request: FastifyRequest<{ Body: PredictBody }>, reply: F
   await sleep(ms, undefined, { signal: clientGone.signal }).catch(() => {})
   if (clientGone.signal.aborted) {
     request.log.info({ ms }, 'client went away: inference stopped')
-    return reply.hijack()
+    return reply.hijack() // the connection is gone: Fastify must not try to send on it
   }
   return { output: [...input].reverse().join(''), ms }
 }
@@ -51,7 +51,7 @@ try {
   app.post('/hello', async () => ({ message: 'Hello Cerebrium!' }))
   app.post('/predict', { schema: predictSchema }, predict)
 
-  await app.listen({ port: cerebrium.port ?? 8000, host: process.env.HOST ?? '0.0.0.0' })
+  await app.listen({ port: cerebrium.port ?? 8000, host: process.env.HOST || '0.0.0.0' })
 } catch (err) {
   app.log.fatal({ err }, 'could not start')
   process.exitCode = 1

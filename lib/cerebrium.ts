@@ -48,15 +48,48 @@ const ENV_OVERRIDES = [
 ] as const
 
 type Table = Record<string, unknown>
+type Fail = (allowed: string) => never
 
 /** A toml key that sets a plugin option, and what goes wrong when the app disagrees with it. */
-interface TomlSetting {
-  option: keyof CerebriumDerivedOptions
+interface TomlOption {
   key: string
-  tomlValue: number | string
-  optionValue: number | string
+  option: keyof CerebriumDerivedOptions
+  /** The option's value for the toml's; calls fail() with what is allowed when that is wrong. */
+  toOption (value: unknown, fail: Fail): number | string | undefined
   consequence: string
 }
+
+const TOML_OPTIONS: TomlOption[] = [
+  {
+    key: 'cerebrium.scaling.response_grace_period',
+    option: 'gracePeriod',
+    toOption: (value, fail) => integer(value, 1, Math.floor(MAX_GRACE_PERIOD_MS / 1000), fail) * 1000,
+    consequence: 'Cerebrium sends SIGKILL response_grace_period seconds after SIGTERM, and the drain must end before it'
+  },
+  {
+    key: 'cerebrium.scaling.replica_concurrency',
+    option: 'maxConcurrency',
+    toOption: (value, fail) => integer(value, 1, Number.MAX_SAFE_INTEGER, fail),
+    consequence: 'Cerebrium routes up to replica_concurrency requests at once to each replica; ' +
+      'keep them equal, or the replica refuses work it was sent, or runs more than it was sized for'
+  },
+  {
+    key: 'cerebrium.runtime.custom.readycheck_endpoint',
+    option: 'readyPath',
+    toOption: endpoint,
+    consequence: 'Cerebrium probes that path and stops routing to a replica that fails it'
+  },
+  {
+    key: 'cerebrium.runtime.custom.healthcheck_endpoint',
+    option: 'healthPath',
+    toOption: endpoint,
+    consequence: 'Cerebrium probes that path and restarts a replica that fails it'
+  }
+]
+const PORT_KEY = 'cerebrium.runtime.custom.port'
+
+/** A toml option as one file sets it. */
+type TomlSetting = Omit<TomlOption, 'toOption'> & { tomlValue: number | string, optionValue: number | string }
 
 /**
  * Reads the settings of a Cerebrium deployment that shape the shutdown, so the platform and the
@@ -120,45 +153,18 @@ function readToml (path: string): { found: boolean, settings: TomlSetting[], por
       { cause: err })
   }
 
-  const cerebrium = table(path, document, 'cerebrium')
-  const scaling = table(path, cerebrium, 'cerebrium.scaling')
-  const custom = table(path, table(path, cerebrium, 'cerebrium.runtime'), 'cerebrium.runtime.custom')
-  const settings: TomlSetting[] = []
-
-  const gracePeriodKey = 'cerebrium.scaling.response_grace_period'
-  const gracePeriod = integer(path, scaling, gracePeriodKey, 1, Math.floor(MAX_GRACE_PERIOD_MS / 1000))
-  if (gracePeriod !== undefined) {
-    settings.push({
-      option: 'gracePeriod',
-      key: gracePeriodKey,
-      tomlValue: gracePeriod,
-      optionValue: gracePeriod * 1000,
-      consequence: 'Cerebrium sends SIGKILL response_grace_period seconds after SIGTERM, and the drain must end before it'
-    })
+  const settings = TOML_OPTIONS.flatMap(({ key, option, toOption, consequence }): TomlSetting[] => {
+    const value = lookup(path, document, key)
+    const optionValue = value === undefined ? undefined : toOption(value, allowed => invalid(path, key, allowed, value))
+    if (optionValue === undefined) return []
+    return [{ option, key, tomlValue: typeof value === 'bigint' ? Number(value) : optionValue, optionValue, consequence }]
+  })
+  const port = lookup(path, document, PORT_KEY)
+  return {
+    found: true,
+    settings,
+    port: port === undefined ? undefined : integer(port, 1, 65_535, allowed => invalid(path, PORT_KEY, allowed, port))
   }
-  const concurrencyKey = 'cerebrium.scaling.replica_concurrency'
-  const concurrency = integer(path, scaling, concurrencyKey, 1, Number.MAX_SAFE_INTEGER)
-  if (concurrency !== undefined) {
-    settings.push({
-      option: 'maxConcurrency',
-      key: concurrencyKey,
-      tomlValue: concurrency,
-      optionValue: concurrency,
-      consequence: 'Cerebrium routes up to replica_concurrency requests at once to each replica; ' +
-        'keep them equal, or the replica refuses work it was sent, or runs more than it was sized for'
-    })
-  }
-  for (const [option, key, role] of [
-    ['readyPath', 'cerebrium.runtime.custom.readycheck_endpoint', 'stops routing to a replica that fails it'],
-    ['healthPath', 'cerebrium.runtime.custom.healthcheck_endpoint', 'restarts a replica that fails it']
-  ] as const) {
-    const endpoint = routePath(path, custom, key)
-    if (endpoint !== undefined) {
-      settings.push({ option, key, tomlValue: endpoint, optionValue: endpoint, consequence: `Cerebrium probes that path and ${role}` })
-    }
-  }
-
-  return { found: true, settings, port: integer(path, custom, 'cerebrium.runtime.custom.port', 1, 65_535) }
 }
 
 function invalid (path: string, key: string, allowed: string, value: unknown): never {
@@ -175,35 +181,29 @@ function describeToml (value: unknown): string {
   return describe(value)
 }
 
-function entry (parent: Table | undefined, key: string): unknown {
-  return parent?.[key.slice(key.lastIndexOf('.') + 1)]
+/** The value at a dotted key, or undefined; each step on the way must be a table. */
+function lookup (path: string, document: Table, key: string): unknown {
+  const parts = key.split('.')
+  let value: unknown = document
+  for (const [depth, part] of parts.entries()) {
+    if (value === undefined) return undefined
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) {
+      invalid(path, parts.slice(0, depth).join('.'), 'a table', value)
+    }
+    value = (value as Table)[part]
+  }
+  return value
 }
 
-function table (path: string, parent: Table | undefined, key: string): Table | undefined {
-  const value = entry(parent, key)
-  if (value === undefined) return undefined
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) {
-    invalid(path, key, 'a table', value)
-  }
-  return value as Table
-}
-
-function integer (path: string, parent: Table | undefined, key: string, min: number, max: number): number | undefined {
-  const value = entry(parent, key)
-  if (value === undefined) return undefined
-  if (typeof value !== 'bigint' || value < min || value > max) {
-    invalid(path, key, `an integer from ${min} to ${max}`, value)
-  }
+function integer (value: unknown, min: number, max: number, fail: Fail): number {
+  if (typeof value !== 'bigint' || value < min || value > max) fail(`an integer from ${min} to ${max}`)
   return Number(value)
 }
 
 /** An empty endpoint is Cerebrium's way of saying "probe over TCP": the plugin then keeps its own route. */
-function routePath (path: string, parent: Table | undefined, key: string): string | undefined {
-  const value = entry(parent, key)
-  if (value === undefined || value === '') return undefined
-  if (typeof value !== 'string' || !value.startsWith('/')) {
-    invalid(path, key, 'a path starting with "/"', value)
-  }
+function endpoint (value: unknown, fail: Fail): string | undefined {
+  if (value === '') return undefined
+  if (typeof value !== 'string' || !value.startsWith('/')) fail('a path starting with "/"')
   return value
 }
 
