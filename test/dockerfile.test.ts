@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'smol-toml'
 import { hasMessage, startCommand } from './helpers/app-process.js'
+import { exampleAppEnv } from './helpers/example-app.js'
 import { request } from './helpers/http.js'
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
@@ -94,9 +95,7 @@ t.test('.dockerignore keeps node_modules and the tests out of the build context'
 
 t.test('the CMD, run from the repository root, serves and drains on SIGTERM', async t => {
   const [command, ...args] = execFormCmd()
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1' }
-  for (const name of ['GRACE_PERIOD_MS', 'READINESS_DELAY_MS', 'MAX_CONCURRENCY']) delete env[name]
-  const app = await startCommand(t, command!, args, { cwd: repoRoot, env })
+  const app = await startCommand(t, command!, args, { cwd: repoRoot, env: exampleAppEnv() })
   t.match(await app.waitForLog(hasMessage(/^settings$/)), { found: true, file: resolve(repoRoot, 'cerebrium.toml') },
     'it reads the cerebrium.toml beside it, as in the image')
 

@@ -6,21 +6,13 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { hasMessage, spawnProcess, startCommand, type LogLine, type Teardown } from './helpers/app-process.js'
+import { exampleAppEnv } from './helpers/example-app.js'
 import { request } from './helpers/http.js'
 
 const server = fileURLToPath(new URL('../dist/example-app/server.js', import.meta.url))
 
 const WARN = 40
 const FATAL = 60
-
-/** The environment of the test run, less any setting that would change the app under test. */
-function appEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: '0', ...extra }
-  for (const name of ['GRACE_PERIOD_MS', 'READINESS_DELAY_MS', 'MAX_CONCURRENCY']) {
-    if (!(name in extra)) delete env[name]
-  }
-  return env
-}
 
 interface Tap extends Teardown {
   testdir (fixture: Record<string, string>): string
@@ -32,7 +24,7 @@ function workingDir (t: Tap, toml?: string): string {
 }
 
 function startExampleApp (t: Tap, { toml, env = {} }: { toml?: string, env?: Record<string, string> } = {}) {
-  return startCommand(t, process.execPath, [server], { cwd: workingDir(t, toml), env: appEnv(env) })
+  return startCommand(t, process.execPath, [server], { cwd: workingDir(t, toml), env: exampleAppEnv(env) })
 }
 
 function postJson (port: number, path: string, body: unknown) {
@@ -200,7 +192,7 @@ const startFailures: Array<[string, { toml?: string, env?: Record<string, string
 ]
 for (const [what, { toml, env = {} }, err] of startFailures) {
   t.test(`${what}: the app does not start, logs why and exits 1`, async t => {
-    const app = spawnProcess(t, process.execPath, [server], { cwd: workingDir(t, toml), env: appEnv(env) })
+    const app = spawnProcess(t, process.execPath, [server], { cwd: workingDir(t, toml), env: exampleAppEnv(env) })
     const exit = await app.exited
     t.equal(exit.code, 1)
     const fatal = app.logs.find(line => line.level === FATAL)
