@@ -56,7 +56,8 @@ export const InvalidOptionError = createError(
   TypeError
 )
 
-function describe (value: unknown): string {
+/** A value as an error message shows it: strings quoted, so "30" and 30 read differently. */
+export function describe (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
   try {

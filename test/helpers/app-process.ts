@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
@@ -23,6 +23,8 @@ export interface AppProcess {
   ports: number[]
   port: number
   logs: LogLine[]
+  /** What the process wrote to stderr, chunk by chunk. */
+  stderr: string[]
   exited: Promise<Exit>
   /** Resolves with the first log line (past or future) that matches. */
   waitForLog (match: (line: LogLine) => boolean, what?: string): Promise<LogLine>
@@ -36,6 +38,8 @@ export interface Teardown {
 
 const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
+const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/
+
 /**
  * Spawns a fixture as its own process (as a container runs it), parses its pino lines and
  * resolves once every instance listens. Teardown kills it, so a failing test leaves nothing behind.
@@ -46,15 +50,35 @@ export async function startApp (t: Teardown, {
   fastify = {},
   instances = 1
 }: { fixture?: string, options?: object, fastify?: object, instances?: number } = {}): Promise<AppProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixturePath(fixture)], {
+  const app = spawnProcess(t, process.execPath, ['--import', 'tsx', fixturePath(fixture)], {
     env: {
       ...process.env,
       FIXTURE_OPTIONS: JSON.stringify(options),
       FIXTURE_FASTIFY: JSON.stringify(fastify),
       FIXTURE_INSTANCES: String(instances)
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
+    }
   })
+  const ports: number[] = []
+  for (let instance = 0; instance < instances; instance++) {
+    const listening = await app.waitForLog(
+      line => line.instance === instance && LISTENING.test(line.msg ?? ''),
+      `instance ${instance} listening`)
+    ports.push(Number(LISTENING.exec(listening.msg!)![1]))
+  }
+  return { ...app, ports, port: ports[0]! }
+}
+
+/** Runs a command as a container would (e.g. a Dockerfile's CMD) and resolves once it listens on 127.0.0.1. */
+export async function startCommand (t: Teardown, command: string, args: string[], options: SpawnOptions = {}): Promise<AppProcess> {
+  const app = spawnProcess(t, command, args, options)
+  const listening = await app.waitForLog(line => LISTENING.test(line.msg ?? ''), 'listening on 127.0.0.1')
+  const port = Number(LISTENING.exec(listening.msg!)![1])
+  return { ...app, ports: [port], port }
+}
+
+/** Spawns a process whose stdout is pino lines, kept for the test to read and await. */
+export function spawnProcess (t: Teardown, command: string, args: string[], options: SpawnOptions = {}): Omit<AppProcess, 'ports' | 'port'> {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
   // 'exit' can come before the last lines of output are read; 'close' comes after them, so the
   // logs are complete once `exited` resolves, while `at` keeps the moment the process ended.
   const exitedAt = once(child, 'exit').then(() => performance.now())
@@ -83,25 +107,16 @@ export async function startApp (t: Teardown, {
     return new Promise((resolve, reject) => {
       watchers.add({ match, resolve })
       exited.then(exit => reject(new Error(
-        `fixture exited (code ${exit.code}, signal ${exit.signal}) before ${what}\n` +
+        `process exited (code ${exit.code}, signal ${exit.signal}) before ${what}\n` +
         `stdout: ${logs.map(l => JSON.stringify(l)).join('\n')}\nstderr: ${stderr.join('')}`
       )))
     })
   }
 
-  const ports: number[] = []
-  for (let instance = 0; instance < instances; instance++) {
-    const listening = await waitForLog(
-      line => line.instance === instance && /Server listening at http:\/\/127\.0\.0\.1:\d+/.test(line.msg ?? ''),
-      `instance ${instance} listening`)
-    ports.push(Number(/:(\d+)$/.exec(listening.msg!)![1]))
-  }
-
   return {
     child,
-    ports,
-    port: ports[0]!,
     logs,
+    stderr,
     exited,
     waitForLog,
     kill: signal => { child.kill(signal) }

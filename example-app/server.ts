@@ -1,0 +1,58 @@
+// The reference service, deployed on Cerebrium by ../Dockerfile and ../cerebrium.toml.
+// It uses the plugin as any user would: by package name, settings read from cerebrium.toml.
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import gracefulTermination from 'fastify-graceful-termination'
+import { cerebriumOptions } from 'fastify-graceful-termination/cerebrium'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+interface PredictBody {
+  input: string
+  ms: number
+}
+
+const predictSchema = {
+  body: {
+    type: 'object',
+    required: ['input'],
+    properties: {
+      input: { type: 'string', maxLength: 10_000 },
+      // Kept well inside response_grace_period, so a drain can always finish what it admitted.
+      ms: { type: 'integer', minimum: 0, maximum: 60_000, default: 1000 }
+    }
+  }
+} as const
+
+/** A stand-in for model inference: takes `ms`, then answers with the input reversed. */
+async function predict (request: FastifyRequest<{ Body: PredictBody }>, reply: FastifyReply) {
+  const { input, ms } = request.body
+  // The work stops when the client hangs up: nobody is left to read the result. It does not
+  // stop on app.graceful.signal: the drain exists to let admitted inferences finish.
+  const clientGone = new AbortController()
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) clientGone.abort() })
+  await sleep(ms, undefined, { signal: clientGone.signal }).catch(() => {})
+  if (clientGone.signal.aborted) {
+    request.log.info({ ms }, 'client went away: inference stopped')
+    return reply.hijack() // the connection is gone: Fastify must not try to send on it
+  }
+  return { output: [...input].reverse().join(''), ms }
+}
+
+const app = Fastify({
+  logger: true,
+  // A JSON API: "input": 5 is a client's mistake to report with a 400, not a string to guess.
+  ajv: { customOptions: { coerceTypes: false } }
+})
+
+try {
+  const cerebrium = cerebriumOptions({ log: app.log })
+  app.log.info({ file: cerebrium.file, found: cerebrium.found, ...cerebrium.options, port: cerebrium.port }, 'settings')
+  await app.register(gracefulTermination, cerebrium.options)
+
+  app.post('/hello', async () => ({ message: 'Hello Cerebrium!' }))
+  app.post('/predict', { schema: predictSchema }, predict)
+
+  await app.listen({ port: cerebrium.port ?? 8000, host: process.env.HOST || '0.0.0.0' })
+} catch (err) {
+  app.log.fatal({ err }, 'could not start')
+  process.exitCode = 1
+}

@@ -1,0 +1,224 @@
+import createError from '@fastify/error'
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parse, TomlError } from 'smol-toml'
+import { describe, InvalidOptionError, type GracefulTerminationOptions } from './options.js'
+
+export const InvalidCerebriumConfigError = createError(
+  'FST_GRACEFUL_INVALID_CEREBRIUM_CONFIG',
+  'fastify-graceful-termination: %s',
+  500,
+  TypeError
+)
+
+/** The plugin options that cerebrium.toml or the environment can set. */
+export type CerebriumDerivedOptions = Pick<GracefulTerminationOptions,
+  'gracePeriod' | 'readinessDelay' | 'maxConcurrency' | 'readyPath' | 'healthPath'>
+
+export interface CerebriumOptionsInput {
+  /** Path to the toml file. Default: 'cerebrium.toml' in the working directory. */
+  file?: string
+  /** Where GRACE_PERIOD_MS, READINESS_DELAY_MS, MAX_CONCURRENCY and PORT are read. Default: process.env. */
+  env?: Record<string, string | undefined>
+  /** The app's own settings: they win over the toml, and each contradiction is logged as a warning. */
+  options?: CerebriumDerivedOptions
+  /** Receives those warnings (pass fastify.log). Default: process.emitWarning. */
+  log?: { warn (obj: object, msg: string): void }
+}
+
+export interface CerebriumSettings {
+  /** For the plugin: the toml's values, over them the app's options, over those the environment. */
+  options: CerebriumDerivedOptions
+  /** PORT, else [cerebrium.runtime.custom] port; undefined when neither is set. */
+  port: number | undefined
+  /** The absolute path that was read. */
+  file: string
+  /** false when no file is there: the options then come from the app and the environment only. */
+  found: boolean
+}
+
+/** Node timers cannot wait longer than 2^31 - 1 ms: a longer grace period would fire at once. */
+const MAX_GRACE_PERIOD_MS = 2_147_483_647
+
+/** Environment variables that override the toml, for an operator who cannot edit the image. */
+const ENV_OVERRIDES = [
+  { option: 'gracePeriod', name: 'GRACE_PERIOD_MS', min: 1, max: MAX_GRACE_PERIOD_MS },
+  { option: 'readinessDelay', name: 'READINESS_DELAY_MS', min: 0, max: MAX_GRACE_PERIOD_MS },
+  { option: 'maxConcurrency', name: 'MAX_CONCURRENCY', min: 1, max: Number.MAX_SAFE_INTEGER }
+] as const
+
+type Table = Record<string, unknown>
+type Fail = (allowed: string) => never
+
+/** A toml key that sets a plugin option, and what goes wrong when the app disagrees with it. */
+interface TomlOption {
+  key: string
+  option: keyof CerebriumDerivedOptions
+  /** The option's value for the toml's; calls fail() with what is allowed when that is wrong. */
+  toOption (value: unknown, fail: Fail): number | string | undefined
+  consequence: string
+}
+
+const TOML_OPTIONS: TomlOption[] = [
+  {
+    key: 'cerebrium.scaling.response_grace_period',
+    option: 'gracePeriod',
+    toOption: (value, fail) => integer(value, 1, Math.floor(MAX_GRACE_PERIOD_MS / 1000), fail) * 1000,
+    consequence: 'Cerebrium sends SIGKILL response_grace_period seconds after SIGTERM, and the drain must end before it'
+  },
+  {
+    key: 'cerebrium.scaling.replica_concurrency',
+    option: 'maxConcurrency',
+    toOption: (value, fail) => integer(value, 1, Number.MAX_SAFE_INTEGER, fail),
+    consequence: 'Cerebrium routes up to replica_concurrency requests at once to each replica; ' +
+      'keep them equal, or the replica refuses work it was sent, or runs more than it was sized for'
+  },
+  {
+    key: 'cerebrium.runtime.custom.readycheck_endpoint',
+    option: 'readyPath',
+    toOption: endpoint,
+    consequence: 'Cerebrium probes that path and stops routing to a replica that fails it'
+  },
+  {
+    key: 'cerebrium.runtime.custom.healthcheck_endpoint',
+    option: 'healthPath',
+    toOption: endpoint,
+    consequence: 'Cerebrium probes that path and restarts a replica that fails it'
+  }
+]
+const PORT_KEY = 'cerebrium.runtime.custom.port'
+
+/** A toml option as one file sets it. */
+type TomlSetting = Omit<TomlOption, 'toOption'> & { tomlValue: number | string, optionValue: number | string }
+
+/**
+ * Reads the settings of a Cerebrium deployment that shape the shutdown, so the platform and the
+ * process agree on them from one file: response_grace_period is when Cerebrium sends SIGKILL,
+ * replica_concurrency how many requests it routes to one replica, and the two endpoints are what
+ * it probes. A missing file gives the defaults; a malformed one throws, naming file, key and value.
+ */
+export function cerebriumOptions ({
+  file = 'cerebrium.toml',
+  env = process.env,
+  options = {},
+  log
+}: CerebriumOptionsInput = {}): CerebriumSettings {
+  const path = resolve(file)
+  const toml = readToml(path)
+  const fromEnv = ENV_OVERRIDES.flatMap(override => {
+    const value = envInteger(env, override.name, override.min, override.max)
+    return value === undefined ? [] : [{ ...override, value }]
+  })
+  const merged: CerebriumDerivedOptions = {
+    ...Object.fromEntries(toml.settings.map(setting => [setting.option, setting.optionValue])),
+    ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
+    ...Object.fromEntries(fromEnv.map(override => [override.option, override.value]))
+  }
+
+  for (const setting of toml.settings) {
+    const value = merged[setting.option]
+    if (value === setting.optionValue) continue
+    const source = fromEnv.find(override => override.option === setting.option)?.name ?? "the app's options"
+    const converted = setting.tomlValue === setting.optionValue ? '' : ` (${setting.optionValue})`
+    warn(log, { option: setting.option, value, source, tomlKey: setting.key, tomlValue: setting.tomlValue, file: path },
+      `${setting.option} is ${describe(value)} (from ${source}) but ${path} has ` +
+      `${setting.key} = ${describe(setting.tomlValue)}${converted}: ${setting.consequence}`)
+  }
+
+  return {
+    options: merged,
+    port: envInteger(env, 'PORT', 0, 65_535) ?? toml.port,
+    file: path,
+    found: toml.found
+  }
+}
+
+function readToml (path: string): { found: boolean, settings: TomlSetting[], port: number | undefined } {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { found: false, settings: [], port: undefined }
+    throw new InvalidCerebriumConfigError(`${path} cannot be read: ${(err as Error).message}`, { cause: err })
+  }
+
+  let document: Table
+  try {
+    // Integers as BigInt keep `900` and `900.0` apart: Cerebrium wants integers here.
+    document = parse(text, { integersAsBigInt: true })
+  } catch (err) {
+    if (!(err instanceof TomlError)) throw err
+    throw new InvalidCerebriumConfigError(
+      `${path} is not valid TOML (line ${err.line}, column ${err.column}): ${err.message.split('\n')[0]}\n${err.codeblock}`,
+      { cause: err })
+  }
+
+  const settings = TOML_OPTIONS.flatMap(({ key, option, toOption, consequence }): TomlSetting[] => {
+    const value = lookup(path, document, key)
+    const optionValue = value === undefined ? undefined : toOption(value, allowed => invalid(path, key, allowed, value))
+    if (optionValue === undefined) return []
+    return [{ option, key, tomlValue: typeof value === 'bigint' ? Number(value) : optionValue, optionValue, consequence }]
+  })
+  const port = lookup(path, document, PORT_KEY)
+  return {
+    found: true,
+    settings,
+    port: port === undefined ? undefined : integer(port, 1, 65_535, allowed => invalid(path, PORT_KEY, allowed, port))
+  }
+}
+
+function invalid (path: string, key: string, allowed: string, value: unknown): never {
+  throw new InvalidCerebriumConfigError(`${path}: ${key} must be ${allowed}, received ${describeToml(value)}`)
+}
+
+/** A toml value as it was written: a float keeps its decimal point, so 900.0 is not shown as 900. */
+function describeToml (value: unknown): string {
+  if (typeof value === 'bigint') return String(value)
+  if (typeof value === 'number' && Number.isInteger(value)) return value.toFixed(1)
+  if (typeof value === 'object' && value !== null) {
+    return JSON.stringify(value, (_key, item: unknown) => typeof item === 'bigint' ? Number(item) : item)
+  }
+  return describe(value)
+}
+
+/** The value at a dotted key, or undefined; each step on the way must be a table. */
+function lookup (path: string, document: Table, key: string): unknown {
+  const parts = key.split('.')
+  let value: unknown = document
+  for (const [depth, part] of parts.entries()) {
+    if (value === undefined) return undefined
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) {
+      invalid(path, parts.slice(0, depth).join('.'), 'a table', value)
+    }
+    value = (value as Table)[part]
+  }
+  return value
+}
+
+function integer (value: unknown, min: number, max: number, fail: Fail): number {
+  if (typeof value !== 'bigint' || value < min || value > max) fail(`an integer from ${min} to ${max}`)
+  return Number(value)
+}
+
+/** An empty endpoint is Cerebrium's way of saying "probe over TCP": the plugin then keeps its own route. */
+function endpoint (value: unknown, fail: Fail): string | undefined {
+  if (value === '') return undefined
+  if (typeof value !== 'string' || !value.startsWith('/')) fail('a path starting with "/"')
+  return value
+}
+
+/** An unset or empty variable overrides nothing; anything else must be a plain decimal integer. */
+function envInteger (env: Record<string, string | undefined>, name: string, min: number, max: number): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  const value = Number(raw)
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    throw new InvalidOptionError(`${name} (environment variable)`, `an integer from ${min} to ${max}`, describe(raw))
+  }
+  return value
+}
+
+function warn (log: CerebriumOptionsInput['log'], fields: object, message: string): void {
+  if (log) log.warn(fields, message)
+  else process.emitWarning(message, { code: 'FST_GRACEFUL_CEREBRIUM_MISMATCH' })
+}

@@ -1,0 +1,202 @@
+// The example app as users run it: compiled, in its own process, settings from the
+// cerebrium.toml of its working directory, stopped with a real SIGTERM.
+import t from 'tap'
+import http from 'node:http'
+import net from 'node:net'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { hasMessage, spawnProcess, startCommand, type LogLine, type Teardown } from './helpers/app-process.js'
+import { exampleAppEnv } from './helpers/example-app.js'
+import { request } from './helpers/http.js'
+
+const server = fileURLToPath(new URL('../dist/example-app/server.js', import.meta.url))
+
+const WARN = 40
+const FATAL = 60
+
+interface Tap extends Teardown {
+  testdir (fixture: Record<string, string>): string
+}
+
+/** A fresh working directory, with a cerebrium.toml when one is given. */
+function workingDir (t: Tap, toml?: string): string {
+  return t.testdir(toml === undefined ? {} : { 'cerebrium.toml': toml })
+}
+
+function startExampleApp (t: Tap, { toml, env = {} }: { toml?: string, env?: Record<string, string> } = {}) {
+  return startCommand(t, process.execPath, [server], { cwd: workingDir(t, toml), env: exampleAppEnv(env) })
+}
+
+function postJson (port: number, path: string, body: unknown) {
+  return request(port, path, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    headers: { 'content-type': 'application/json' }
+  })
+}
+
+const isRequestFor = (url: string) => (line: LogLine): boolean => (line.req as { url?: string } | undefined)?.url === url
+const settingsLine = hasMessage(/^settings$/)
+
+t.test('routes', async t => {
+  const app = await startExampleApp(t)
+
+  t.test('POST /hello', async t => {
+    const response = await postJson(app.port, '/hello', {})
+    t.equal(response.status, 200)
+    t.same(response.json(), { message: 'Hello Cerebrium!' })
+  })
+
+  t.test('readiness and liveness from the plugin', async t => {
+    const ready = await request(app.port, '/ready')
+    t.equal(ready.status, 200)
+    t.same(ready.json(), { status: 'ready', active_requests: 0, queued: 0 })
+    t.same((await request(app.port, '/health')).json(), { status: 'ok' })
+  })
+
+  t.test('POST /predict answers after `ms`', async t => {
+    const response = await postJson(app.port, '/predict', { input: 'Cerebrium', ms: 50 })
+    t.equal(response.status, 200)
+    t.same(response.json(), { output: 'muirbereC', ms: 50 })
+  })
+
+  t.test('POST /predict takes 1000 ms by default', async t => {
+    const started = performance.now()
+    const response = await postJson(app.port, '/predict', { input: 'ab' })
+    t.same(response.json(), { output: 'ba', ms: 1000 })
+    t.ok(performance.now() - started >= 900, 'it did wait')
+  })
+
+  const badBodies: Array<[string, unknown]> = [
+    ['no input', {}],
+    ['a number as input', { input: 5 }],
+    ['a negative ms', { input: 'x', ms: -1 }],
+    ['a fractional ms', { input: 'x', ms: 1.5 }],
+    ['ms as a string', { input: 'x', ms: '100' }],
+    ['ms past the limit', { input: 'x', ms: 600_000 }],
+    ['not JSON', '{"input": '],
+    ['a JSON array', ['x']]
+  ]
+  for (const [what, body] of badBodies) {
+    t.test(`POST /predict with ${what}: 400`, async t => {
+      const response = await postJson(app.port, '/predict', body)
+      t.equal(response.status, 400)
+      t.match(response.json(), { statusCode: 400, error: 'Bad Request' })
+    })
+  }
+})
+
+t.test('with no cerebrium.toml it starts on the defaults and says so', async t => {
+  const app = await startExampleApp(t)
+  const settings = await app.waitForLog(settingsLine)
+  t.match(settings, { found: false, port: 0 })
+  t.notOk('gracePeriod' in settings, 'the plugin default applies')
+  app.kill('SIGTERM')
+  t.equal((await app.exited).code, 0)
+})
+
+t.test('SIGTERM during /predict: the inference finishes, new requests are refused, exit 0', async t => {
+  const app = await startExampleApp(t)
+  const inFlight = postJson(app.port, '/predict', { input: 'drain me', ms: 1500 })
+  await app.waitForLog(isRequestFor('/predict'))
+  app.kill('SIGTERM')
+  await app.waitForLog(hasMessage(/shutdown started/))
+
+  t.equal((await request(app.port, '/ready')).status, 503, 'readiness fails at once')
+  const refused = await postJson(app.port, '/hello', {})
+  t.equal(refused.status, 503)
+  t.equal(refused.headers['retry-after'], '1')
+
+  const finished = await inFlight
+  t.equal(finished.status, 200, 'the admitted inference is not cut')
+  t.same(finished.json(), { output: 'em niard', ms: 1500 })
+  const exit = await app.exited
+  t.equal(exit.code, 0)
+  t.ok(app.logs.some(hasMessage(/shutdown complete/)))
+})
+
+t.test('a client that hangs up stops its inference, and the drain does not wait for it', async t => {
+  const app = await startExampleApp(t)
+  const req = http.request({ host: '127.0.0.1', port: app.port, path: '/predict', method: 'POST', headers: { 'content-type': 'application/json' } })
+  req.on('error', () => {})
+  req.end(JSON.stringify({ input: 'never read', ms: 60_000 }))
+  await app.waitForLog(isRequestFor('/predict'))
+  req.destroy()
+  const stopped = await app.waitForLog(hasMessage(/client went away: inference stopped/))
+  t.equal(stopped.ms, 60_000)
+
+  app.kill('SIGTERM')
+  const started = await app.waitForLog(hasMessage(/shutdown started/))
+  t.equal(started.activeRequests, 0, 'nothing left in flight')
+  t.equal((await app.exited).code, 0)
+})
+
+const TOML = `
+[cerebrium.runtime.custom]
+port = 8000
+healthcheck_endpoint = "/livez"
+readycheck_endpoint = "/readyz"
+
+[cerebrium.scaling]
+replica_concurrency = 3
+response_grace_period = 7
+`
+
+t.test('settings come from the cerebrium.toml in the working directory', async t => {
+  const app = await startExampleApp(t, { toml: TOML })
+  t.match(await app.waitForLog(settingsLine), { found: true, gracePeriod: 7000, maxConcurrency: 3, readyPath: '/readyz', healthPath: '/livez' })
+  t.equal((await request(app.port, '/readyz')).status, 200, 'readiness on readycheck_endpoint')
+  t.equal((await request(app.port, '/livez')).status, 200, 'liveness on healthcheck_endpoint')
+  t.equal((await request(app.port, '/ready')).status, 404)
+  t.notOk(app.logs.some(line => line.level === WARN), 'no contradiction, no warning')
+
+  app.kill('SIGTERM')
+  t.match(await app.waitForLog(hasMessage(/shutdown started/)), { gracePeriod: 7000 })
+  t.equal((await app.exited).code, 0)
+})
+
+t.test('with PORT unset, the app listens on the toml\'s port', async t => {
+  const probe = net.createServer().listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const port = (probe.address() as net.AddressInfo).port
+  probe.close()
+  await once(probe, 'close')
+
+  const app = await startExampleApp(t, { toml: TOML.replace('port = 8000', `port = ${port}`), env: { PORT: '' } })
+  t.equal(app.port, port)
+  app.kill('SIGTERM')
+  t.equal((await app.exited).code, 0)
+})
+
+t.test('environment variables override the toml, and the drift is logged as a warning', async t => {
+  const app = await startExampleApp(t, { toml: TOML, env: { GRACE_PERIOD_MS: '5000', MAX_CONCURRENCY: '2', READINESS_DELAY_MS: '100' } })
+  t.match(await app.waitForLog(settingsLine), { gracePeriod: 5000, maxConcurrency: 2, readinessDelay: 100 })
+  const warnings = app.logs.filter(line => line.level === WARN)
+  t.match(warnings, [
+    { option: 'gracePeriod', value: 5000, source: 'GRACE_PERIOD_MS', tomlValue: 7, msg: /gracePeriod is 5000 .*\.response_grace_period = 7 \(7000\)/ },
+    { option: 'maxConcurrency', value: 2, source: 'MAX_CONCURRENCY', tomlValue: 3, msg: /maxConcurrency is 2 .*\.replica_concurrency = 3/ }
+  ])
+  app.kill('SIGTERM')
+  t.equal((await app.exited).code, 0)
+})
+
+const startFailures: Array<[string, { toml?: string, env?: Record<string, string> }, object]> = [
+  ['a malformed cerebrium.toml', { toml: '[cerebrium.scaling]\nresponse_grace_period = \n' },
+    { code: 'FST_GRACEFUL_INVALID_CEREBRIUM_CONFIG', message: /cerebrium\.toml is not valid TOML \(line 2/ }],
+  ['a wrong type in cerebrium.toml', { toml: '[cerebrium.scaling]\nreplica_concurrency = "10"\n' },
+    { code: 'FST_GRACEFUL_INVALID_CEREBRIUM_CONFIG', message: /cerebrium\.toml: cerebrium\.scaling\.replica_concurrency must be an integer from 1 to \d+, received "10"$/ }],
+  ['a bad GRACE_PERIOD_MS', { env: { GRACE_PERIOD_MS: '30s' } },
+    { code: 'FST_GRACEFUL_INVALID_OPTION', message: /GRACE_PERIOD_MS \(environment variable\) must be .*, received "30s"$/ }],
+  ['READINESS_DELAY_MS not below the grace period', { toml: TOML, env: { READINESS_DELAY_MS: '7000' } },
+    { code: 'FST_GRACEFUL_INVALID_OPTION', message: /option readinessDelay must be less than gracePeriod \(7000\), received 7000/ }]
+]
+for (const [what, { toml, env = {} }, err] of startFailures) {
+  t.test(`${what}: the app does not start, logs why and exits 1`, async t => {
+    const app = spawnProcess(t, process.execPath, [server], { cwd: workingDir(t, toml), env: exampleAppEnv(env) })
+    const exit = await app.exited
+    t.equal(exit.code, 1)
+    const fatal = app.logs.find(line => line.level === FATAL)
+    t.match(fatal, { msg: 'could not start', err })
+    t.notOk(app.logs.some(hasMessage(/Server listening/)))
+  })
+}
