@@ -2,7 +2,7 @@ import createError from '@fastify/error'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse, TomlError } from 'smol-toml'
-import { describe, InvalidOptionError, type GracefulTerminationOptions } from './options.js'
+import { describe, InvalidOptionError, MAX_DURATION_MS, type GracefulTerminationOptions } from './options.js'
 
 export const InvalidCerebriumConfigError = createError(
   'FST_GRACEFUL_INVALID_CEREBRIUM_CONFIG',
@@ -37,13 +37,10 @@ export interface CerebriumSettings {
   found: boolean
 }
 
-/** Node timers cannot wait longer than 2^31 - 1 ms: a longer grace period would fire at once. */
-const MAX_GRACE_PERIOD_MS = 2_147_483_647
-
 /** Environment variables that override the toml, for an operator who cannot edit the image. */
 const ENV_OVERRIDES = [
-  { option: 'gracePeriod', name: 'GRACE_PERIOD_MS', min: 1, max: MAX_GRACE_PERIOD_MS },
-  { option: 'readinessDelay', name: 'READINESS_DELAY_MS', min: 0, max: MAX_GRACE_PERIOD_MS },
+  { option: 'gracePeriod', name: 'GRACE_PERIOD_MS', min: 1, max: MAX_DURATION_MS },
+  { option: 'readinessDelay', name: 'READINESS_DELAY_MS', min: 0, max: MAX_DURATION_MS },
   { option: 'maxConcurrency', name: 'MAX_CONCURRENCY', min: 1, max: Number.MAX_SAFE_INTEGER }
 ] as const
 
@@ -63,7 +60,7 @@ const TOML_OPTIONS: TomlOption[] = [
   {
     key: 'cerebrium.scaling.response_grace_period',
     option: 'gracePeriod',
-    toOption: (value, fail) => integer(value, 1, Math.floor(MAX_GRACE_PERIOD_MS / 1000), fail) * 1000,
+    toOption: (value, fail) => integer(value, 1, Math.floor(MAX_DURATION_MS / 1000), fail) * 1000,
     consequence: 'Cerebrium sends SIGKILL response_grace_period seconds after SIGTERM, and the drain must end before it'
   },
   {

@@ -71,9 +71,12 @@ function fail (name: string, allowed: string, value: unknown): never {
   throw new InvalidOptionError(name, allowed, describe(value))
 }
 
-function integer (name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    fail(name, `an integer >= ${min}`, value)
+/** Node's longest timer: a longer delay fires at once, so a longer duration is an error. */
+export const MAX_DURATION_MS = 2_147_483_647
+
+function integer (name: string, value: unknown, min: number, max = Infinity): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(name, max === Infinity ? `an integer >= ${min}` : `an integer from ${min} to ${max}`, value)
   }
   return value
 }
@@ -112,7 +115,7 @@ export function resolveOptions (input: unknown = {}): ResolvedOptions {
   ) as GracefulTerminationOptions
   const options = { ...DEFAULTS, ...given }
 
-  const gracePeriod = integer('gracePeriod', options.gracePeriod, 1)
+  const gracePeriod = integer('gracePeriod', options.gracePeriod, 1, MAX_DURATION_MS)
   const readinessDelay = integer('readinessDelay', options.readinessDelay, 0)
   if (readinessDelay >= gracePeriod) {
     fail('readinessDelay', `less than gracePeriod (${gracePeriod})`, readinessDelay)
@@ -125,7 +128,7 @@ export function resolveOptions (input: unknown = {}): ResolvedOptions {
   if (maxQueue > 0 && maxConcurrency === Infinity) {
     fail('maxQueue', '0 while maxConcurrency is unlimited (set maxConcurrency to queue)', maxQueue)
   }
-  const queueTimeout = integer('queueTimeout', options.queueTimeout, 0)
+  const queueTimeout = integer('queueTimeout', options.queueTimeout, 0, MAX_DURATION_MS)
   if (queueTimeout > 0 && maxQueue === 0) {
     fail('queueTimeout', '0 while maxQueue is 0 (no request ever waits)', queueTimeout)
   }

@@ -6,8 +6,9 @@ import gracefulTermination, { type GracefulTerminationOptions } from '../lib/ind
 import { DEFAULTS, resolveOptions } from '../lib/options.js'
 
 const invalid: Array<[string, Record<string, unknown>, RegExp]> = [
-  ['gracePeriod as a string', { gracePeriod: '30s' }, /option gracePeriod must be an integer >= 1, received "30s"/],
-  ['gracePeriod NaN', { gracePeriod: NaN }, /option gracePeriod must be an integer >= 1, received NaN/],
+  ['gracePeriod as a string', { gracePeriod: '30s' }, /option gracePeriod must be an integer from 1 to 2147483647, received "30s"/],
+  ['gracePeriod NaN', { gracePeriod: NaN }, /option gracePeriod must be an integer from 1 to 2147483647, received NaN/],
+  ['gracePeriod beyond the longest timer', { gracePeriod: 2 ** 31 }, /option gracePeriod .* received 2147483648/],
   ['gracePeriod negative', { gracePeriod: -1 }, /option gracePeriod .* received -1/],
   ['gracePeriod zero', { gracePeriod: 0 }, /option gracePeriod .* received 0/],
   ['gracePeriod fractional', { gracePeriod: 1.5 }, /option gracePeriod .* received 1.5/],
@@ -20,6 +21,7 @@ const invalid: Array<[string, Record<string, unknown>, RegExp]> = [
   ['the same path twice', { readyPath: '/probe', healthPath: '/probe' }, /option healthPath must be a path other than readyPath \(\/probe\) or false, received "\/probe"/],
   ['maxConcurrency zero', { maxConcurrency: 0 }, /option maxConcurrency must be an integer >= 1, received 0/],
   ['maxQueue negative', { maxQueue: -1 }, /option maxQueue must be an integer >= 0, received -1/],
+  ['queueTimeout beyond the longest timer', { maxConcurrency: 1, maxQueue: 1, queueTimeout: 2 ** 31 }, /option queueTimeout must be an integer from 0 to 2147483647, received 2147483648/],
   ['queueTimeout as a string', { queueTimeout: '100' }, /option queueTimeout .* received "100"/],
   ['retryAfter fractional', { retryAfter: 0.5 }, /option retryAfter must be an integer >= 0, received 0.5/],
   ['signals empty', { signals: [] }, /option signals must be a non-empty array of SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2, received \[\]/],
