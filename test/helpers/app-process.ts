@@ -33,7 +33,7 @@ interface Tap {
   teardown (fn: () => unknown): void
 }
 
-const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
+export const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
 /**
  * Spawns a fixture as its own process (as a container runs it), parses its pino lines and
@@ -45,13 +45,30 @@ export async function startApp (t: Tap, {
   fastify = {},
   instances = 1
 }: { fixture?: string, options?: object, fastify?: object, instances?: number } = {}): Promise<AppProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixturePath(fixture)], {
-    env: {
-      ...process.env,
-      FIXTURE_OPTIONS: JSON.stringify(options),
-      FIXTURE_FASTIFY: JSON.stringify(fastify),
-      FIXTURE_INSTANCES: String(instances)
-    },
+  const app = launch(t, ['--import', 'tsx', fixturePath(fixture)], {
+    FIXTURE_OPTIONS: JSON.stringify(options),
+    FIXTURE_FASTIFY: JSON.stringify(fastify),
+    FIXTURE_INSTANCES: String(instances)
+  })
+  const ports: number[] = []
+  for (let instance = 0; instance < instances; instance++) {
+    ports.push(await listeningPort(app, line => line.instance === instance, `instance ${instance} listening`))
+  }
+  return { ...app, ports, port: ports[0]! }
+}
+
+/** Runs `node ...args` (a built app, as its container would) and resolves once it listens. */
+export async function startNodeApp (t: Tap, args: string[], env: NodeJS.ProcessEnv = {}): Promise<AppProcess> {
+  const app = launch(t, args, env)
+  const port = await listeningPort(app, () => true, `${args.join(' ')} listening`)
+  return { ...app, ports: [port], port }
+}
+
+type Launched = Omit<AppProcess, 'ports' | 'port'>
+
+function launch (t: Tap, args: string[], env: NodeJS.ProcessEnv): Launched {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal, at: performance.now() }) as Exit)
@@ -79,29 +96,19 @@ export async function startApp (t: Tap, {
     return new Promise((resolve, reject) => {
       watchers.add({ match, resolve })
       exited.then(exit => reject(new Error(
-        `fixture exited (code ${exit.code}, signal ${exit.signal}) before ${what}\n` +
+        `process exited (code ${exit.code}, signal ${exit.signal}) before ${what}\n` +
         `stdout: ${logs.map(l => JSON.stringify(l)).join('\n')}\nstderr: ${stderr.join('')}`
       )))
     })
   }
 
-  const ports: number[] = []
-  for (let instance = 0; instance < instances; instance++) {
-    const listening = await waitForLog(
-      line => line.instance === instance && /Server listening at http:\/\/127\.0\.0\.1:\d+/.test(line.msg ?? ''),
-      `instance ${instance} listening`)
-    ports.push(Number(/:(\d+)$/.exec(listening.msg!)![1]))
-  }
+  return { child, logs, exited, waitForLog, kill: signal => { child.kill(signal) } }
+}
 
-  return {
-    child,
-    ports,
-    port: ports[0]!,
-    logs,
-    exited,
-    waitForLog,
-    kill: signal => { child.kill(signal) }
-  }
+async function listeningPort (app: Launched, match: (line: LogLine) => boolean, what: string): Promise<number> {
+  const listening = await app.waitForLog(
+    line => match(line) && /Server listening at http:\/\/127\.0\.0\.1:\d+/.test(line.msg ?? ''), what)
+  return Number(/:(\d+)$/.exec(listening.msg!)![1])
 }
 
 export const hasMessage = (pattern: RegExp) => (line: LogLine): boolean => pattern.test(line.msg ?? '')
