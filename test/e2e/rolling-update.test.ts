@@ -137,10 +137,10 @@ function cutRequests (logs: LogLine[]): number {
   return started.size
 }
 
-// HAProxy replays a request whose connection closed before any response (retry-on
-// empty-response), so most requests that SIGTERM cuts in a bare replica never reach the client as
-// failures: they run twice instead. What the plugin prevents is the cut itself, counted here from
-// the bare replicas' own logs; with the plugin, exit code 0 says every request was answered.
+// HAProxy replays a request whose connection closed before any response (its layer-7 retries),
+// so the requests that SIGTERM cuts in a bare replica seldom reach the client as failures: they
+// run twice instead. What the plugin prevents is the cut itself, counted here from the bare
+// replicas' own logs; with the plugin, exit code 0 says every request in flight was answered.
 t.test('the same rolling update against bare Fastify, for comparison (its failures do not fail the suite)', { skip: missing }, async t => {
   const { result, stops } = await rollingUpdate(t, () => startNodeApp(t, ['--import', 'tsx', fixturePath('service.ts')], {
     LOG_REQUESTS: '1'

@@ -29,9 +29,7 @@ export interface LoadBalancer {
   /** The frontend's port on 127.0.0.1. */
   port: number
   /** Puts a replica listening on this port into service; resolves once HAProxy routes to it. */
-  addServer (port: number): Promise<string>
-  /** Resolves with the first line HAProxy printed (past or future) that matches. */
-  waitForLine (pattern: RegExp): Promise<string>
+  addServer (port: number): Promise<void>
   /** `show stat` for the backend's own row: counters summed over every server. */
   backendStats (): Promise<Record<string, string>>
 }
@@ -105,6 +103,7 @@ backend ${BACKEND}
       }
     })
   }
+  /** Resolves with the first line HAProxy printed (past or future) that matches. */
   function waitForLine (pattern: RegExp): Promise<string> {
     const seen = lines.find(line => pattern.test(line))
     if (seen !== undefined) return Promise.resolve(seen)
@@ -141,14 +140,12 @@ backend ${BACKEND}
   let used = 0
   return {
     port,
-    waitForLine,
     async addServer (serverPort) {
       if (used === slots) throw new Error(`all ${slots} server slots are used`)
       const name = `slot${++used}`
       await command(`set server ${BACKEND}/${name} addr 127.0.0.1 port ${serverPort}`)
       await command(`set server ${BACKEND}/${name} state ready`)
       await waitForLine(new RegExp(`Server ${BACKEND}/${name} is UP`))
-      return name
     },
     async backendStats () {
       const [header, ...rows] = (await command('show stat')).split('\n')
