@@ -36,7 +36,7 @@ export interface Teardown {
   teardown (fn: () => unknown): void
 }
 
-const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
+export const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
 const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/
 
@@ -74,6 +74,11 @@ export async function startCommand (t: Teardown, command: string, args: string[]
   const listening = await app.waitForLog(line => LISTENING.test(line.msg ?? ''), 'listening on 127.0.0.1')
   const port = Number(LISTENING.exec(listening.msg!)![1])
   return { ...app, ports: [port], port }
+}
+
+/** Runs `node ...args` (a built app, or a fixture through tsx) with env added to this process's. */
+export function startNodeApp (t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}): Promise<AppProcess> {
+  return startCommand(t, process.execPath, args, { env: { ...process.env, ...env } })
 }
 
 /** Spawns a process whose stdout is pino lines, kept for the test to read and await. */

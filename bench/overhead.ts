@@ -1,0 +1,71 @@
+// Throughput costs, each as a ratio of two servers measured side by side in one run:
+// (1) the plugin with its defaults against bare Fastify; (5) the plugin with a maxConcurrency far
+// above the load, so it never queues, against the plugin without a limit. Same fixture, same
+// route (POST /hello), alternated rounds. The server's CPU time per request is measured in the
+// same rounds: on a machine with two cores shared by the load generator, both servers and
+// anything else running, req/s moves with every neighbour, while CPU time per request stays
+// close to what the server itself does.
+import autocannon from 'autocannon'
+import { assertClean, median, round, startService, usage, type Figure, type Service } from './common.js'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20)
+const SECONDS_PER_ROUND = 2
+const WARMUP_SECONDS = 3
+const CONNECTIONS = 50
+
+interface Measure { requestsPerSecond: number, cpuMicrosPerRequest: number }
+
+async function measure (port: number, duration: number): Promise<Measure> {
+  const before = await usage(port)
+  const result = await autocannon({ url: `http://127.0.0.1:${port}/hello`, method: 'POST', connections: CONNECTIONS, duration })
+  const after = await usage(port)
+  assertClean(result, 'overhead')
+  return {
+    requestsPerSecond: result.requests.total / result.duration,
+    cpuMicrosPerRequest: (after.cpuMicros - before.cpuMicros) / result.requests.total
+  }
+}
+
+interface Variant { label: string, service: Service }
+
+/** candidate ÷ baseline, as a figure: the median of the rounds' ratios, and the CPU per request. */
+async function compare (what: string, baseline: Variant, candidate: Variant): Promise<Figure> {
+  const sides = [baseline, candidate] as const
+  const servers = await Promise.all(sides.map(side => startService(side.service)))
+  for (const server of servers) await measure(server.port, WARMUP_SECONDS)
+
+  // Each round measures both, the order flipped every round, so a drift of the machine falls on
+  // both sides alike.
+  const rounds: Array<[Measure, Measure]> = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const order = i % 2 === 0 ? [0, 1] : [1, 0]
+    const measures: Measure[] = []
+    for (const side of order) measures[side] = await measure(servers[side]!.port, SECONDS_PER_ROUND)
+    const pair = measures as [Measure, Measure]
+    rounds.push(pair)
+    console.log(`${what} round ${i + 1}/${ROUNDS}: ` + sides.map((side, s) =>
+      `${side.label} ${round(pair[s]!.requestsPerSecond)} req/s ${pair[s]!.cpuMicrosPerRequest.toFixed(2)} µs CPU/req`).join(', '))
+  }
+
+  const ratios = rounds.map(([b, c]) => c.requestsPerSecond / b.requestsPerSecond)
+  const ratio = median(ratios)
+  const rps = (s: 0 | 1): string => round(median(rounds.map(r => r[s].requestsPerSecond)))
+  const cpu = (s: 0 | 1): string => round(median(rounds.map(r => r[s].cpuMicrosPerRequest)), 1)
+  return {
+    name: `Throughput, ${candidate.label} ÷ ${baseline.label}: POST /hello, ${CONNECTIONS} connections, ` +
+      `${ROUNDS} alternated rounds of ${SECONDS_PER_ROUND} s on each`,
+    result: `**${round(ratio, 3)}** (median of the rounds' ratios; rounds ranged ${round(Math.min(...ratios), 2)}–` +
+      `${round(Math.max(...ratios), 2)}; ${rps(1)} vs ${rps(0)} req/s). Server CPU time per request: ${cpu(1)} vs ` +
+      `${cpu(0)} µs, ratio ${round(median(rounds.map(([b, c]) => c.cpuMicrosPerRequest / b.cpuMicrosPerRequest)), 3)}`,
+    target: '≥ 0.97',
+    met: ratio >= 0.97
+  }
+}
+
+export const overhead = async (): Promise<Figure[]> => [await compare('overhead',
+  { label: 'bare Fastify', service: { graceful: false } },
+  { label: 'plugin with defaults', service: { graceful: true } })]
+
+export const limitOverhead = async (): Promise<Figure[]> => [await compare('limit',
+  { label: 'plugin without a limit', service: { graceful: true } },
+  { label: 'plugin with maxConcurrency 10000 (never queues)', service: { graceful: true, options: { maxConcurrency: 10_000 } } })]
