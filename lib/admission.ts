@@ -1,10 +1,8 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { ServerResponse } from 'node:http'
 import type { ConcurrencyLimit } from './limit.js'
 import type { ResolvedOptions } from './options.js'
-import { isProbeRoute } from './routes.js'
 import type { ShutdownSequence } from './shutdown.js'
-import type { InFlightTracker } from './tracker.js'
+import type { InFlight, InFlightTracker } from './tracker.js'
 
 function serviceUnavailable<Code extends string> (code: Code, message: string) {
   return { statusCode: 503, error: 'Service Unavailable', code, message } as const
@@ -21,11 +19,12 @@ type Refusal = typeof SHUTTING_DOWN_BODY | typeof QUEUE_FULL_BODY | typeof QUEUE
 
 export interface AdmissionParts {
   options: Pick<ResolvedOptions, 'retryAfter' | 'queueTimeout'>
-  tracker: InFlightTracker<ServerResponse>
+  tracker: InFlightTracker<FastifyReply>
   sequence: ShutdownSequence
   /** undefined when maxConcurrency is unlimited: nothing to wait for, nothing to pay. */
   limit: ConcurrencyLimit | undefined
   log: FastifyBaseLogger
+  isProbe (request: FastifyRequest): boolean
 }
 
 /**
@@ -39,27 +38,33 @@ export interface AdmissionParts {
  * socket timeout, a hijacked reply), while onResponse never fires for a client that went away
  * first, and the count would leak.
  */
-export function installAdmission (fastify: FastifyInstance, { options, tracker, sequence, limit, log }: AdmissionParts): void {
+/** Where a response keeps its place in the tracker, for the one listener all responses share. */
+const kInFlight = Symbol('fastify-graceful-termination.inFlight')
+type TrackedResponse = FastifyReply['raw'] & { [kInFlight]?: InFlight<FastifyReply> }
+
+export function installAdmission (fastify: FastifyInstance, { options, tracker, sequence, limit, log, isProbe }: AdmissionParts): void {
+  // One function for every response, not a closure each: `this` is the response that closed.
+  function endOnClose (this: TrackedResponse): void {
+    tracker.end(this[kInFlight]!)
+  }
+
   function refuse (reply: FastifyReply, body: Refusal): void {
     reply.code(503).header('retry-after', options.retryAfter)
     if (body === SHUTTING_DOWN_BODY) reply.header('connection', 'close')
     reply.send(body)
   }
 
-  function count (request: FastifyRequest, response: ServerResponse): void {
-    tracker.begin(response, { method: request.method, url: request.url, id: request.id })
-  }
-
   fastify.addHook('onRequest', function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
     const response = reply.raw
     // Node then answers with Connection: close and ends the socket after this response.
     if (sequence.state !== 'serving') response.shouldKeepAlive = false
-    if (isProbeRoute(request.routeOptions.config)) return done()
+    if (isProbe(request)) return done()
     if (sequence.refusingNewRequests) return refuse(reply, SHUTTING_DOWN_BODY)
 
     if (limit === undefined) {
-      count(request, response)
-      response.once('close', () => tracker.end(response))
+      (response as TrackedResponse)[kInFlight] = tracker.begin(reply)
+      // 'close' fires once per response: on() spares the wrapper that once() would build.
+      response.on('close', endOnClose)
       return done()
     }
 
@@ -76,11 +81,11 @@ export function installAdmission (fastify: FastifyInstance, { options, tracker, 
       return refuse(reply, serving ? QUEUE_FULL_BODY : SHUTTING_DOWN_BODY)
     }
 
-    count(request, response)
-    response.once('close', () => {
+    const inFlight = tracker.begin(reply)
+    response.on('close', () => {
       const leftTheQueue = admission.waiting
       admission.leave()
-      tracker.end(response)
+      tracker.end(inFlight)
       if (leftTheQueue) log.debug({ reqId: request.id, queued: limit.queued }, 'client left while queued: its place is given back')
     })
     if (admission.waiting) {

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import type { FastifyReply } from 'fastify'
 
 /** The socket controls of node:http servers; an HTTP/2 server has sessions instead, and neither. */
 interface SocketControls {
@@ -10,9 +10,9 @@ interface SocketControls {
  * At drain start: responses not yet begun will say Connection: close and end their socket,
  * and keep-alive sockets with no request on them close now, so no client holds one open.
  */
-export function releaseConnections (server: SocketControls, inFlight: Iterable<ServerResponse>): void {
-  for (const response of inFlight) {
-    if (!response.headersSent) response.shouldKeepAlive = false
+export function releaseConnections (server: SocketControls, inFlight: Iterable<FastifyReply>): void {
+  for (const { raw } of inFlight) {
+    if (!raw.headersSent) raw.shouldKeepAlive = false
   }
   server.closeIdleConnections?.()
 }

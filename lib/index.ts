@@ -1,6 +1,5 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import type { ServerResponse } from 'node:http'
 import { installAdmission } from './admission.js'
 import { cutConnections, releaseConnections } from './connections.js'
 import { ConcurrencyLimit } from './limit.js'
@@ -48,13 +47,16 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
       `gracePeriod is ${options.gracePeriod} ms: it is in milliseconds, did you mean ${options.gracePeriod * 1000}?`)
   }
 
-  const tracker = new InFlightTracker<ServerResponse>(err => log.error({ err }, 'tracked work rejected'))
+  const tracker = new InFlightTracker<FastifyReply>({
+    describe: ({ request }) => ({ method: request.method, url: request.url, id: request.id }),
+    onTaskRejected: err => log.error({ err }, 'tracked work rejected')
+  })
   const sequence = new ShutdownSequence({
     tracker,
     gracePeriod: options.gracePeriod,
     readinessDelay: options.readinessDelay,
     log,
-    releaseConnections: () => releaseConnections(fastify.server, tracker.requestKeys()),
+    releaseConnections: () => releaseConnections(fastify.server, tracker.requests()),
     cutConnections: () => cutConnections(fastify.server),
     closeApp: () => fastify.close()
   })
@@ -72,8 +74,8 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   }
   fastify.decorate('graceful', graceful)
 
-  installAdmission(fastify, { options, tracker, sequence, limit, log })
-  registerProbeRoutes(fastify, options, graceful)
+  const isProbe = registerProbeRoutes(fastify, options, graceful)
+  installAdmission(fastify, { options, tracker, sequence, limit, log, isProbe })
 
   if (options.handleSignals) {
     const participant: ShutdownParticipant = {

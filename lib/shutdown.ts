@@ -20,7 +20,8 @@ export interface Logger {
 }
 
 export interface ShutdownParts {
-  tracker: InFlightTracker
+  /** What the sequence reads of the tracker: it waits on it and reports it, never changes it. */
+  tracker: Pick<InFlightTracker, 'activeRequests' | 'pendingTasks' | 'pending' | 'whenIdle'>
   gracePeriod: number
   readinessDelay: number
   log: Logger

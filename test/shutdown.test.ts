@@ -1,7 +1,7 @@
 // The shutdown sequence alone, driven through fake parts: no server, no process.
 import t from 'tap'
 import { gracePeriodBudget, ShutdownSequence, type ShutdownParts } from '../lib/shutdown.js'
-import { InFlightTracker } from '../lib/tracker.js'
+import { InFlightTracker, type RequestInfo } from '../lib/tracker.js'
 
 function fakeParts (overrides: Partial<ShutdownParts> = {}) {
   const events: string[] = []
@@ -13,8 +13,9 @@ function fakeParts (overrides: Partial<ShutdownParts> = {}) {
     for (const watcher of logWatchers.filter(w => w.pattern.test(msg))) watcher.resolve()
   }
   const logged = (pattern: RegExp): Promise<void> => new Promise(resolve => { logWatchers.push({ pattern, resolve }) })
+  const tracker = new InFlightTracker<RequestInfo>({ describe: request => request })
   const parts: ShutdownParts = {
-    tracker: new InFlightTracker(),
+    tracker,
     gracePeriod: 10_000,
     readinessDelay: 0,
     log: { info: log('info'), warn: log('warn'), error: log('error') },
@@ -23,7 +24,7 @@ function fakeParts (overrides: Partial<ShutdownParts> = {}) {
     closeApp: async () => { events.push('close') },
     ...overrides
   }
-  return { parts, events, logs, logged }
+  return { parts, tracker, events, logs, logged }
 }
 
 t.test('the budget keeps a reserve for close and exit', async t => {
@@ -47,10 +48,9 @@ t.test('nothing in flight: release, refuse, close, in that order', async t => {
 })
 
 t.test('waits for the readiness delay before refusing, then for the last request', async t => {
-  const { parts, events, logged } = fakeParts({ readinessDelay: 30 })
+  const { parts, tracker, events, logged } = fakeParts({ readinessDelay: 30 })
   const sequence = new ShutdownSequence(parts)
-  const request = {}
-  parts.tracker.begin(request, { method: 'GET', url: '/', id: '1' })
+  const request = tracker.begin({ method: 'GET', url: '/', id: '1' })
   const refusing = logged(/refusing new requests/)
   const done = sequence.start('test')
   t.equal(sequence.refusingNewRequests, false, 'still serving during the delay')
@@ -58,14 +58,14 @@ t.test('waits for the readiness delay before refusing, then for the last request
   await refusing
   t.equal(sequence.refusingNewRequests, true)
   t.notOk(events.includes('close'), 'not closed while a request is in flight')
-  parts.tracker.end(request)
+  tracker.end(request)
   t.match(await done, { drained: true, closed: true })
 })
 
 t.test('the drain deadline logs what is pending, cuts it and still closes', async t => {
-  const { parts, events, logs } = fakeParts({ gracePeriod: 100 })
-  parts.tracker.begin({}, { method: 'POST', url: '/predict', id: 'req-7' })
-  parts.tracker.track(new Promise(() => {}))
+  const { parts, tracker, events, logs } = fakeParts({ gracePeriod: 100 })
+  tracker.begin({ method: 'POST', url: '/predict', id: 'req-7' })
+  tracker.track(new Promise(() => {}))
   const outcome = await new ShutdownSequence(parts).start('SIGTERM')
   t.match(outcome, { drained: false, closed: true })
   t.ok(outcome.elapsedMs >= gracePeriodBudget(100).drainMs - 1, 'not before the deadline')
