@@ -45,8 +45,13 @@ const app = Fastify({
 
 try {
   const cerebrium = cerebriumOptions({ log: app.log })
-  app.log.info({ file: cerebrium.file, found: cerebrium.found, ...cerebrium.options, port: cerebrium.port }, 'settings')
-  await app.register(gracefulTermination, cerebrium.options)
+  const { maxConcurrency } = cerebrium.options
+  // A load balancer overshoots a replica's concurrency for a moment now and then (HAProxy's
+  // retries were seen going past its maxconn by up to 9): a queue as deep as the limit lets that
+  // burst wait for a slot instead of answering 503.
+  const options = maxConcurrency === undefined ? cerebrium.options : { ...cerebrium.options, maxQueue: maxConcurrency }
+  app.log.info({ file: cerebrium.file, found: cerebrium.found, ...options, port: cerebrium.port }, 'settings')
+  await app.register(gracefulTermination, options)
 
   app.post('/hello', async () => ({ message: 'Hello Cerebrium!' }))
   app.post('/predict', { schema: predictSchema }, predict)
