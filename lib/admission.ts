@@ -17,6 +17,10 @@ export const QUEUE_TIMEOUT_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_TIMEOUT
 
 type Refusal = typeof SHUTTING_DOWN_BODY | typeof QUEUE_FULL_BODY | typeof QUEUE_TIMEOUT_BODY
 
+/** Where a response keeps its place in the tracker, for the one listener all responses share. */
+const kInFlight = Symbol('fastify-graceful-termination.inFlight')
+type TrackedResponse = FastifyReply['raw'] & { [kInFlight]?: InFlight<FastifyReply> }
+
 export interface AdmissionParts {
   options: Pick<ResolvedOptions, 'retryAfter' | 'queueTimeout'>
   tracker: InFlightTracker<FastifyReply>
@@ -38,10 +42,6 @@ export interface AdmissionParts {
  * socket timeout, a hijacked reply), while onResponse never fires for a client that went away
  * first, and the count would leak.
  */
-/** Where a response keeps its place in the tracker, for the one listener all responses share. */
-const kInFlight = Symbol('fastify-graceful-termination.inFlight')
-type TrackedResponse = FastifyReply['raw'] & { [kInFlight]?: InFlight<FastifyReply> }
-
 export function installAdmission (fastify: FastifyInstance, { options, tracker, sequence, limit, log, isProbe }: AdmissionParts): void {
   // One function for every response, not a closure each: `this` is the response that closed.
   function endOnClose (this: TrackedResponse): void {

@@ -125,6 +125,12 @@ export class ConcurrencyLimit {
 
   /** A slot given back goes to the oldest entry in the line; with none, it is free. */
   #freeSlot (): void {
+    // Nobody in the line (waiting, or left and not yet passed over): the slot is simply free,
+    // with no call into async-mutex, which is the path of every request that never queued.
+    if (this.#queued + this.#abandoned === 0) {
+      this.#running--
+      return
+    }
     this.#line.release()
     if (this.#line.isLocked()) return
     // No entry took it: take it back out of the line, so the line's value stays 0.
