@@ -6,11 +6,11 @@
 // anything else running, req/s moves with every neighbour, while CPU time per request stays
 // close to what the server itself does.
 import autocannon from 'autocannon'
-import { assertClean, median, round, startService, usage, type Figure, type Service } from './common.js'
+import { assertClean, median, round, startService, stopServers, usage, type Figure, type Service } from './common.js'
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20)
-const SECONDS_PER_ROUND = 2
-const WARMUP_SECONDS = 3
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12)
+const SECONDS_PER_ROUND = 3
+const WARMUP_SECONDS = 2
 const CONNECTIONS = 50
 
 interface Measure { requestsPerSecond: number, cpuMicrosPerRequest: number }
@@ -31,16 +31,18 @@ interface Variant { label: string, service: Service }
 /** candidate ÷ baseline, as a figure: the median of the rounds' ratios, and the CPU per request. */
 async function compare (what: string, baseline: Variant, candidate: Variant): Promise<Figure> {
   const sides = [baseline, candidate] as const
-  const servers = await Promise.all(sides.map(side => startService(side.service)))
-  for (const server of servers) await measure(server.port, WARMUP_SECONDS)
-
-  // Each round measures both, the order flipped every round, so a drift of the machine falls on
-  // both sides alike.
+  // Every round starts both servers afresh: one process can be luckier than another for its
+  // whole life (JIT, heap layout), and with long-lived servers that luck, not the code, made a
+  // steady gap of up to 20 % either way from one run to the next. Within a round the order is
+  // flipped every time, so a drift of the machine falls on both sides alike.
   const rounds: Array<[Measure, Measure]> = []
   for (let i = 0; i < ROUNDS; i++) {
+    const servers = await Promise.all(sides.map(side => startService(side.service)))
     const order = i % 2 === 0 ? [0, 1] : [1, 0]
+    for (const side of order) await measure(servers[side]!.port, WARMUP_SECONDS)
     const measures: Measure[] = []
     for (const side of order) measures[side] = await measure(servers[side]!.port, SECONDS_PER_ROUND)
+    await stopServers()
     const pair = measures as [Measure, Measure]
     rounds.push(pair)
     console.log(`${what} round ${i + 1}/${ROUNDS}: ` + sides.map((side, s) =>
@@ -53,7 +55,7 @@ async function compare (what: string, baseline: Variant, candidate: Variant): Pr
   const cpu = (s: 0 | 1): string => round(median(rounds.map(r => r[s].cpuMicrosPerRequest)), 1)
   return {
     name: `Throughput, ${candidate.label} ÷ ${baseline.label}: POST /hello, ${CONNECTIONS} connections, ` +
-      `${ROUNDS} alternated rounds of ${SECONDS_PER_ROUND} s on each`,
+      `${ROUNDS} rounds of fresh servers, ${SECONDS_PER_ROUND} s on each in alternated order`,
     result: `**${round(ratio, 3)}** (median of the rounds' ratios; rounds ranged ${round(Math.min(...ratios), 2)}–` +
       `${round(Math.max(...ratios), 2)}; ${rps(1)} vs ${rps(0)} req/s). Server CPU time per request: ${cpu(1)} vs ` +
       `${cpu(0)} µs, ratio ${round(median(rounds.map(([b, c]) => c.cpuMicrosPerRequest / b.cpuMicrosPerRequest)), 3)}`,
