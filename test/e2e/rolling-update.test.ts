@@ -5,7 +5,8 @@ import t, { type Test } from 'tap'
 import autocannon from 'autocannon'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { fixturePath, hasMessage, startNodeApp, type AppProcess, type Exit, type LogLine } from '../helpers/app-process.js'
+import { fixturePath, hasMessage, startCommand, startNodeApp, type AppProcess, type Exit, type LogLine } from '../helpers/app-process.js'
+import { exampleAppEnv } from '../helpers/example-app.js'
 import { cerebriumOptions } from '../../lib/cerebrium.js'
 import { findHaproxy, startHaproxy } from '../helpers/haproxy.js'
 
@@ -126,11 +127,8 @@ async function rollingUpdate (t: Test, startReplica: () => Promise<AppProcess>) 
 
 t.test('rolling update behind HAProxy with the plugin: zero failed requests', { skip: missing }, async t => {
   t.ok(existsSync(exampleApp), `${exampleApp} is built (npm run build)`)
-  const { result, stops } = await rollingUpdate(t, () => startNodeApp(t, [exampleApp], {
-    PORT: '0',
-    HOST: '127.0.0.1',
-    GRACE_PERIOD_MS: String(GRACE_PERIOD),
-    READINESS_DELAY_MS: String(READINESS_DELAY)
+  const { result, stops } = await rollingUpdate(t, () => startCommand(t, process.execPath, [exampleApp], {
+    env: exampleAppEnv({ GRACE_PERIOD_MS: String(GRACE_PERIOD), READINESS_DELAY_MS: String(READINESS_DELAY) })
   }))
 
   t.equal(result.errors, 0, 'no request failed (connection error, reset or timeout)')

@@ -60,10 +60,7 @@ export async function startApp (t: Teardown, {
   })
   const ports: number[] = []
   for (let instance = 0; instance < instances; instance++) {
-    const listening = await app.waitForLog(
-      line => line.instance === instance && LISTENING.test(line.msg ?? ''),
-      `instance ${instance} listening`)
-    ports.push(Number(LISTENING.exec(listening.msg!)![1]))
+    ports.push(await listeningPort(app, line => line.instance === instance, `instance ${instance} listening`))
   }
   return { ...app, ports, port: ports[0]! }
 }
@@ -71,9 +68,14 @@ export async function startApp (t: Teardown, {
 /** Runs a command as a container would (e.g. a Dockerfile's CMD) and resolves once it listens on 127.0.0.1. */
 export async function startCommand (t: Teardown, command: string, args: string[], options: SpawnOptions = {}): Promise<AppProcess> {
   const app = spawnProcess(t, command, args, options)
-  const listening = await app.waitForLog(line => LISTENING.test(line.msg ?? ''), 'listening on 127.0.0.1')
-  const port = Number(LISTENING.exec(listening.msg!)![1])
+  const port = await listeningPort(app, () => true, 'listening on 127.0.0.1')
   return { ...app, ports: [port], port }
+}
+
+/** The port of Fastify's 'Server listening at' line, from the first matching line of the process. */
+async function listeningPort (app: Pick<AppProcess, 'waitForLog'>, match: (line: LogLine) => boolean, what: string): Promise<number> {
+  const listening = await app.waitForLog(line => match(line) && LISTENING.test(line.msg ?? ''), what)
+  return Number(LISTENING.exec(listening.msg!)![1])
 }
 
 /** Runs `node ...args` (a built app, or a fixture through tsx) with env added to this process's. */
