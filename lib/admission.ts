@@ -1,97 +1,81 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { ConcurrencyLimit } from './limit.js'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { continueIfAwaited, type Connections, type RawResponse } from './connections.js'
+import type { ConcurrencyLimit, Place } from './limit.js'
 import type { ResolvedOptions } from './options.js'
-import type { ShutdownSequence } from './shutdown.js'
+import { QUEUE_FULL_BODY, QUEUE_TIMEOUT_BODY, refuse, SHUTTING_DOWN_BODY } from './refusal.js'
 import type { InFlight, InFlightTracker } from './tracker.js'
 
-function serviceUnavailable<Code extends string> (code: Code, message: string) {
-  return { statusCode: 503, error: 'Service Unavailable', code, message } as const
-}
-
-export const SHUTTING_DOWN_BODY = serviceUnavailable('FST_GRACEFUL_SHUTTING_DOWN',
-  'This instance is shutting down; retry the request on another one.')
-export const QUEUE_FULL_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_FULL',
-  'Every slot is busy and the queue is full; retry the request later.')
-export const QUEUE_TIMEOUT_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_TIMEOUT',
-  'No slot freed up within queueTimeout; retry the request later.')
-
-type Refusal = typeof SHUTTING_DOWN_BODY | typeof QUEUE_FULL_BODY | typeof QUEUE_TIMEOUT_BODY
-
-/** Where a response keeps its place in the tracker, for the one listener all responses share. */
+/** Where a response keeps its count and its place in the limit until it ends. */
 const kInFlight = Symbol('fastify-graceful-termination.inFlight')
-type TrackedResponse = FastifyReply['raw'] & { [kInFlight]?: InFlight<FastifyReply> }
+const kPlace = Symbol('fastify-graceful-termination.place')
+type AdmittedResponse = RawResponse & { [kInFlight]?: InFlight<FastifyReply>, [kPlace]?: Place }
 
-export interface AdmissionParts {
+export interface AdmissionOptions {
   options: Pick<ResolvedOptions, 'retryAfter' | 'queueTimeout'>
   tracker: InFlightTracker<FastifyReply>
-  sequence: ShutdownSequence
+  /** True while serving; once draining, a request may take a free slot but not queue. */
+  serving (): boolean
   /** undefined when maxConcurrency is unlimited: nothing to wait for, nothing to pay. */
   limit: ConcurrencyLimit | undefined
   log: FastifyBaseLogger
   isProbe (request: FastifyRequest): boolean
+  /** Calls end() when the request is over: its response or its connection closed. */
+  connections: Pick<Connections, 'follow'>
+}
+
+export interface Admission {
+  /** The onRequest hook: counts the request, then lets it run, queue or be refused. */
+  admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
+  /** Ends a request's count and gives back its slot; called once its response or connection closed. */
+  end (response: RawResponse): void
+}
+
+function proceed (reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  continueIfAwaited(reply.raw)
+  done()
 }
 
 /**
- * Every request passes here first: probes go straight through, new requests are refused once
- * the shutdown refuses them, the limit lets the rest run, wait or be refused, and every request
- * let in is counted until its response closes. A queued request counts too: it was accepted,
- * so the drain serves it.
- *
- * The count, the slot and the place in the queue end on the response's 'close' event, not in
- * onResponse: 'close' fires once for every response, finished or not (a client that hangs up, a
- * socket timeout, a hijacked reply), while onResponse never fires for a client that went away
- * first, and the count would leak.
+ * Every request passes here first: probes go straight through; every other request is counted
+ * until it ends, refused ones included (they may still be reading a body), and the limit lets it
+ * run, wait or be refused. A queued request was accepted, so the drain serves it.
  */
-export function installAdmission (fastify: FastifyInstance, { options, tracker, sequence, limit, log, isProbe }: AdmissionParts): void {
-  // One function for every response, not a closure each: `this` is the response that closed.
-  function endOnClose (this: TrackedResponse): void {
-    tracker.end(this[kInFlight]!)
-  }
+export function createAdmission ({ options, tracker, serving, limit, log, isProbe, connections }: AdmissionOptions): Admission {
+  function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    if (isProbe(request)) return proceed(reply, done)
+    const response = reply.raw as AdmittedResponse
+    response[kInFlight] = tracker.begin(reply)
+    // Requests through a server are followed already; this catches inject() and routers called directly.
+    connections.follow(request.raw, response)
+    if (limit === undefined) return proceed(reply, done)
 
-  function refuse (reply: FastifyReply, body: Refusal): void {
-    reply.code(503).header('retry-after', options.retryAfter)
-    if (body === SHUTTING_DOWN_BODY) reply.header('connection', 'close')
-    reply.send(body)
-  }
-
-  fastify.addHook('onRequest', function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-    const response = reply.raw
-    // Node then answers with Connection: close and ends the socket after this response.
-    if (sequence.state !== 'serving') response.shouldKeepAlive = false
-    if (isProbe(request)) return done()
-    if (sequence.refusingNewRequests) return refuse(reply, SHUTTING_DOWN_BODY)
-
-    if (limit === undefined) {
-      (response as TrackedResponse)[kInFlight] = tracker.begin(reply)
-      // 'close' fires once per response: on() spares the wrapper that once() would build.
-      response.on('close', endOnClose)
-      return done()
-    }
-
-    // Once draining, a request may take a free slot but no longer queue.
-    const serving = sequence.state === 'serving'
-    const admission = limit.enter(turn => {
-      if (turn === 'run') return done()
+    const mayQueue = serving()
+    const place = limit.enter(turn => {
+      if (turn === 'run') return proceed(reply, done)
       log.debug({ reqId: request.id, queueTimeout: options.queueTimeout }, 'no slot within queueTimeout: refused with 503')
-      refuse(reply, QUEUE_TIMEOUT_BODY)
-    }, serving)
-    if (admission === undefined) {
+      refuse(request, reply, QUEUE_TIMEOUT_BODY, options.retryAfter)
+    }, mayQueue)
+    if (place === undefined) {
       log.debug({ reqId: request.id, running: limit.running, queued: limit.queued },
-        serving ? 'every slot busy and the queue full: refused with 503' : 'every slot busy while draining: refused with 503')
-      return refuse(reply, serving ? QUEUE_FULL_BODY : SHUTTING_DOWN_BODY)
+        mayQueue ? 'every slot busy and the queue full: refused with 503' : 'every slot busy while draining: refused with 503')
+      return refuse(request, reply, mayQueue ? QUEUE_FULL_BODY : SHUTTING_DOWN_BODY, options.retryAfter)
     }
+    response[kPlace] = place
+    if (!place.waiting) return proceed(reply, done)
+    log.debug({ reqId: request.id, running: limit.running, queued: limit.queued }, 'every slot busy: request queued')
+  }
 
-    const inFlight = tracker.begin(reply)
-    response.on('close', () => {
-      const leftTheQueue = admission.waiting
-      admission.leave()
-      tracker.end(inFlight)
-      if (leftTheQueue) log.debug({ reqId: request.id, queued: limit.queued }, 'client left while queued: its place is given back')
-    })
-    if (admission.waiting) {
-      log.debug({ reqId: request.id, running: limit.running, queued: limit.queued }, 'every slot busy: request queued')
-    } else {
-      done()
+  function end (response: AdmittedResponse): void {
+    const inFlight = response[kInFlight]
+    if (inFlight === undefined) return
+    const place = response[kPlace]
+    if (place !== undefined) {
+      const leftTheQueue = place.waiting
+      place.leave()
+      if (leftTheQueue) log.debug({ reqId: inFlight.request.request.id, queued: limit!.queued }, 'client left while queued: its place is given back')
     }
-  })
+    tracker.end(inFlight)
+  }
+
+  return { admit, end }
 }

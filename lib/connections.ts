@@ -1,23 +1,201 @@
-import type { FastifyReply } from 'fastify'
+import net from 'node:net'
+import type { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2'
 
-/** The socket controls of node:http servers; an HTTP/2 server has sessions instead, and neither. */
-interface SocketControls {
-  closeIdleConnections?: () => void
-  closeAllConnections?: () => void
+export type RawRequest = IncomingMessage | Http2ServerRequest
+export type RawResponse = ServerResponse | Http2ServerResponse
+
+const kConnection = Symbol('fastify-graceful-termination.connection')
+const kAwaitingContinue = Symbol('fastify-graceful-termination.awaitingContinue')
+
+type Tagged<T> = T & { [kConnection]?: Connection }
+/** A response followed to its end; null: it runs on no connection of ours (HTTP/2, inject). */
+type Followed = RawResponse & { [kConnection]?: Connection | null }
+
+/** One accepted TCP connection, whatever it carries: HTTP/1.1, TLS, HTTP/2. */
+class Connection {
+  /** HTTP/1 responses in flight, oldest first: pipelined requests wait behind the first. */
+  readonly responses: ServerResponse[] = []
+  session: Http2Session | undefined = undefined
+  /** What HTTP/1 runs over: the socket itself, or the TLS socket on it. */
+  http: net.Socket | undefined = undefined
+  /** The response we made the connection's last (Connection: close), undone if another follows. */
+  closing: ServerResponse | undefined = undefined
+  constructor (readonly socket: net.Socket) {}
 }
 
 /**
- * At drain start: responses not yet begun will say Connection: close and end their socket,
- * and keep-alive sockets with no request on them close now, so no client holds one open.
+ * The connection a request or session runs on: a TLS socket's is its TCP socket (`_parent`), and
+ * an HTTP/2 session's socket is a proxy that reads through to the real one.
  */
-export function releaseConnections (server: SocketControls, inFlight: Iterable<FastifyReply>): void {
-  for (const { raw } of inFlight) {
-    if (!raw.headersSent) raw.shouldKeepAlive = false
-  }
-  server.closeIdleConnections?.()
+function connectionOf (socket: net.Socket): Connection | undefined {
+  const tagged = socket as Tagged<net.Socket> & { _parent?: Tagged<net.Socket> | null }
+  return tagged[kConnection] ?? tagged._parent?.[kConnection]
 }
 
-/** At the drain deadline: destroy every socket, in flight or not. */
-export function cutConnections (server: SocketControls): void {
-  server.closeAllConnections?.()
+export interface ConnectionsOptions {
+  /** Called once for every request when it is over: its response closed, or its connection did first. */
+  onRequestEnd (response: RawResponse): void
+}
+
+/**
+ * Every connection of every server the app listens with, from accept to close, and which of
+ * them carry a request. The shutdown works through it: responses retire their connection
+ * (Connection: close, HTTP/2 GOAWAY), the listeners stop accepting, and once nothing is in
+ * flight what carries no request (idle keep-alive, silent, half-sent, mid-handshake) is closed.
+ */
+export class Connections {
+  readonly #open = new Set<Connection>()
+  readonly #servers = new Set<net.Server>()
+  readonly #onRequestEnd: (response: RawResponse) => void
+  readonly #onResponseClose: (this: RawResponse) => void
+  #retiring = false
+  #accepting = true
+
+  constructor ({ onRequestEnd }: ConnectionsOptions) {
+    this.#onRequestEnd = onRequestEnd
+    const connections = this
+    // One function for every response, not a closure each: `this` is the response that closed.
+    this.#onResponseClose = function (this: RawResponse) { connections.#end(this) }
+  }
+
+  /** How many connections are open. */
+  get size (): number { return this.#open.size }
+
+  /** Follows a server's connections and requests; each server once. */
+  watch (server: net.Server): void {
+    if (this.#servers.has(server)) return
+    this.#servers.add(server)
+    const events = server as EventEmitter
+    // First: Node's own listener starts an HTTP/2 session at once, and it must find its connection.
+    events.prependListener('connection', (socket: net.Socket) => this.#accept(socket))
+    events.on('session', (session: Http2Session) => this.#startSession(session))
+    // First, so the connection knows the request before any hook of the app can answer it.
+    events.prependListener('request', (request: RawRequest, response: RawResponse) => this.follow(request, response))
+    // Without a listener Node sends 100 Continue before the app sees the request: a request
+    // about to be refused would be invited to upload its body. continueIfAwaited() sends it.
+    if (events.listenerCount('checkContinue') === 0) {
+      events.on('checkContinue', (request: RawRequest, response: RawResponse & { [kAwaitingContinue]?: boolean }) => {
+        response[kAwaitingContinue] = true
+        events.emit('request', request, response)
+      })
+    }
+  }
+
+  /**
+   * Follows a request until it is over, then calls onRequestEnd once: when its response closes, or
+   * its connection first. Requests that reached no server ('inject', a router called directly)
+   * end on their response alone. Each response once; later calls do nothing.
+   */
+  follow (request: RawRequest, response: RawResponse): void {
+    const followed = response as Followed
+    if (followed[kConnection] !== undefined) return
+    response.on('close', this.#onResponseClose)
+    // HTTP/2 streams always close with their session: only HTTP/1 needs the connection's list.
+    const connection = request.httpVersionMajor === 2 ? undefined : connectionOf(request.socket as net.Socket)
+    followed[kConnection] = connection ?? null
+    if (connection === undefined) return
+    const http1 = response as ServerResponse
+    connection.http ??= request.socket as net.Socket
+    connection.responses.push(http1)
+    if (this.#retiring) this.#makeLast(connection, http1)
+  }
+
+  /** From now on the last response of each connection closes it (HTTP/1.1 Connection: close). */
+  retire (): void {
+    this.#retiring = true
+    for (const connection of this.#open) {
+      const last = connection.responses.at(-1)
+      if (last !== undefined) this.#makeLast(connection, last)
+    }
+  }
+
+  /**
+   * Closes every listener: a refused connection is what every proxy retries elsewhere for free.
+   * HTTP/2 sessions get GOAWAY: their streams finish, and the client opens no new one here.
+   */
+  stopAccepting (): void {
+    this.#accepting = false
+    // net.Server's close, not http.Server's: that one would also cut idle keep-alive connections
+    // a proxy may be reusing at this very moment.
+    for (const server of this.#servers) if (server.listening) net.Server.prototype.close.call(server)
+    for (const connection of this.#open) connection.session?.close()
+  }
+
+  /** Closes every connection that carries no request; HTTP/2 sessions close once their last stream ends. Returns how many. */
+  closeIdle (): number {
+    let closed = 0
+    for (const connection of this.#open) {
+      if (connection.session !== undefined) {
+        connection.session.close()
+      } else if (connection.responses.length === 0 && !(connection.http ?? connection.socket).writableEnded) {
+        // A connection whose last response said Connection: close is ending by itself.
+        connection.socket.destroy()
+        closed++
+      }
+    }
+    return closed
+  }
+
+  /** Destroys every connection: the drain ran out of time. */
+  destroyAll (): void {
+    for (const connection of this.#open) {
+      connection.session?.destroy()
+      connection.socket.destroy()
+    }
+  }
+
+  #accept (socket: Tagged<net.Socket>): void {
+    const connection = new Connection(socket)
+    socket[kConnection] = connection
+    this.#open.add(connection)
+    socket.once('close', () => {
+      this.#open.delete(connection)
+      // Node emits no 'close' for a pipelined response still queued behind another: end it here.
+      for (const response of connection.responses.splice(0)) this.#onRequestEnd(response)
+    })
+  }
+
+  #startSession (session: Http2Session): void {
+    const connection = connectionOf(session.socket)
+    if (connection !== undefined) connection.session = session
+    if (!this.#accepting) session.close()
+  }
+
+  #end (response: Followed): void {
+    const connection = response[kConnection]
+    if (connection != null) {
+      const index = connection.responses.indexOf(response as ServerResponse)
+      if (index !== -1) connection.responses.splice(index, 1)
+      if (connection.closing === response) connection.closing = undefined
+    }
+    this.#onRequestEnd(response)
+  }
+
+  /**
+   * Only the newest response on a connection may say Connection: close: Node ends the socket
+   * after it, and a pipelined response queued behind it would never be sent.
+   */
+  #makeLast (connection: Connection, response: ServerResponse): void {
+    const previous = connection.closing
+    if (previous !== undefined && !previous.headersSent) previous.shouldKeepAlive = true
+    connection.closing = undefined
+    if (!response.headersSent && response.shouldKeepAlive) {
+      response.shouldKeepAlive = false
+      connection.closing = response
+    }
+  }
+}
+
+/** Sends the 100 Continue that Node held back for this response, if it did: the request is let in. */
+export function continueIfAwaited (response: RawResponse & { [kAwaitingContinue]?: boolean }): void {
+  if (response[kAwaitingContinue] !== true) return
+  response[kAwaitingContinue] = false
+  response.writeContinue()
+}
+
+/** Whether Node holds back a 100 Continue for this response: its client sends no body until then. */
+export function awaitsContinue (response: RawResponse & { [kAwaitingContinue]?: boolean }): boolean {
+  return response[kAwaitingContinue] === true
 }

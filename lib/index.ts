@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import { installAdmission } from './admission.js'
-import { cutConnections, releaseConnections } from './connections.js'
+import type { Server } from 'node:net'
+import { createAdmission } from './admission.js'
+import { Connections } from './connections.js'
 import { ConcurrencyLimit } from './limit.js'
 import { resolveOptions, SUSPICIOUSLY_SHORT_GRACE_PERIOD, type GracefulTerminationOptions } from './options.js'
 import { enlist, withdraw, type ShutdownParticipant } from './process-signals.js'
@@ -51,17 +52,16 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     describe: ({ request }) => ({ method: request.method, url: request.url, id: request.id }),
     onTaskRejected: err => log.error({ err }, 'tracked work rejected')
   })
+  const limit = Number.isFinite(options.maxConcurrency) ? new ConcurrencyLimit(options) : undefined
+  const connections = new Connections({ onRequestEnd: response => admission.end(response) })
   const sequence = new ShutdownSequence({
     tracker,
     gracePeriod: options.gracePeriod,
     readinessDelay: options.readinessDelay,
     log,
-    releaseConnections: () => releaseConnections(fastify.server, tracker.requests()),
-    cutConnections: () => cutConnections(fastify.server),
+    connections,
     closeApp: () => fastify.close()
   })
-
-  const limit = Number.isFinite(options.maxConcurrency) ? new ConcurrencyLimit(options) : undefined
 
   const graceful: GracefulState = {
     get state () { return sequence.state },
@@ -75,7 +75,10 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   fastify.decorate('graceful', graceful)
 
   const isProbe = registerProbeRoutes(fastify, options, graceful)
-  installAdmission(fastify, { options, tracker, sequence, limit, log, isProbe })
+  const admission = createAdmission({ options, tracker, serving: () => sequence.state === 'serving', limit, log, isProbe, connections })
+  fastify.addHook('onRequest', admission.admit)
+  connections.watch(fastify.server)
+  fastify.addHook('onListen', async () => { for (const server of extraServers(fastify)) connections.watch(server) })
 
   if (options.handleSignals) {
     const participant: ShutdownParticipant = {
@@ -92,6 +95,18 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   }
   fastify.addHook('preClose', async () => sequence.closingWithoutDrain())
   fastify.addHook('onClose', async () => sequence.closed())
+}
+
+/**
+ * The servers Fastify adds for the other addresses of the host it listens on (`localhost` is
+ * 127.0.0.1 and ::1). It keeps them under a private symbol, so they are found by its description.
+ */
+function extraServers (fastify: FastifyInstance): Server[] {
+  for (let scope: object | null = fastify; scope !== null; scope = Object.getPrototypeOf(scope)) {
+    const symbol = Object.getOwnPropertySymbols(scope).find(key => key.description === 'fastify.serverBindings')
+    if (symbol !== undefined) return (scope as Record<symbol, Server[]>)[symbol] ?? []
+  }
+  return []
 }
 
 export default fp(gracefulTermination, {

@@ -13,7 +13,7 @@ export interface LimitOptions {
 export type Turn = 'run' | 'timed-out'
 
 /** A request the limit let in: holding a slot, or waiting in the queue for one. */
-export interface Admission {
+export interface Place {
   /** True while the request waits for a slot. */
   readonly waiting: boolean
   /** Gives back the slot, or the place in the queue; only the first call does anything. */
@@ -21,7 +21,7 @@ export interface Admission {
 }
 
 /** One request in the limit. A class, so that `waiting` lives on the prototype and costs nothing per request. */
-class Entry implements Admission {
+class Entry implements Place {
   state: 'running' | 'waiting' | 'left'
   timer: NodeJS.Timeout | undefined = undefined
   readonly onTurn: (turn: Turn) => void
@@ -77,7 +77,7 @@ export class ConcurrencyLimit {
    * queues if `mayQueue` and the queue has room, and `onTurn` is called once when its wait ends,
    * never after leave(). Returns undefined when it may not wait: refused.
    */
-  enter (onTurn: (turn: Turn) => void, mayQueue = true): Admission | undefined {
+  enter (onTurn: (turn: Turn) => void, mayQueue = true): Place | undefined {
     const running = this.#running < this.#maxConcurrency
     if (!running && (!mayQueue || this.#queued >= this.#maxQueue)) return undefined
 

@@ -25,12 +25,21 @@ export interface ShutdownParts {
   gracePeriod: number
   readinessDelay: number
   log: Logger
-  /** Closes idle keep-alive sockets and makes in-flight responses end theirs. */
-  releaseConnections (): void
-  /** Destroys every socket still open: the drain ran out of time. */
-  cutConnections (): void
-  /** fastify.close(): stops listening, runs onClose hooks. */
+  connections: ConnectionControl
+  /** fastify.close(): runs onClose hooks once the server's last connection is gone. */
   closeApp (): Promise<void>
+}
+
+/** What the sequence does to the connections, in the order it does it. */
+export interface ConnectionControl {
+  /** Each connection closes after its last response from now on. */
+  retire (): void
+  /** No new connection is accepted; requests on open ones are still served. */
+  stopAccepting (): void
+  /** Closes every connection that carries no request; returns how many. */
+  closeIdle (): number
+  /** Destroys every connection still open. */
+  destroyAll (): void
 }
 
 /**
@@ -61,7 +70,7 @@ function startTimer (ms: number): Timer {
  */
 export class ShutdownSequence {
   #state: LifecycleState = 'serving'
-  #refusingNewRequests = false
+  #accepting = true
   readonly #abort = new AbortController()
   readonly #timers = new Set<Timer>()
   readonly #parts: ShutdownParts
@@ -73,8 +82,8 @@ export class ShutdownSequence {
 
   get state (): LifecycleState { return this.#state }
 
-  /** True once readinessDelay has passed: new requests get a 503. */
-  get refusingNewRequests (): boolean { return this.#refusingNewRequests }
+  /** False once readinessDelay has passed: the listeners are closed. */
+  get accepting (): boolean { return this.#accepting }
 
   /** Aborted when draining starts, so long-lived handlers can end cleanly. */
   get signal (): AbortSignal { return this.#abort.signal }
@@ -118,7 +127,7 @@ export class ShutdownSequence {
       readinessDelay,
       drainDeadlineMs: budget.drainMs
     }, 'shutdown started: readiness now answers 503')
-    this.#parts.releaseConnections()
+    this.#parts.connections.retire()
 
     const drainDeadline = this.#timer(budget.drainMs)
     const drained = await Promise.race([
@@ -126,16 +135,17 @@ export class ShutdownSequence {
       drainDeadline.elapsed.then(() => false)
     ])
     drainDeadline.cancel()
-    this.#refuseNewRequests(elapsedMs)
+    this.#stopAccepting(elapsedMs)
 
     if (drained) {
-      log.info({ elapsedMs: elapsedMs() }, 'drained: no request or tracked task in flight')
+      const closedIdleConnections = this.#parts.connections.closeIdle()
+      log.info({ elapsedMs: elapsedMs(), closedIdleConnections }, 'drained: no request or tracked task in flight')
     } else {
       const pending = tracker.pending()
       log.error({ elapsedMs: elapsedMs(), activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks },
         'drain deadline reached: cutting the work still in flight')
       for (const work of pending) log.error(work, `cut ${work.kind} still in flight at the drain deadline`)
-      this.#parts.cutConnections()
+      this.#parts.connections.destroyAll()
     }
 
     if (this.#state === 'draining') this.#state = 'closing'
@@ -159,20 +169,20 @@ export class ShutdownSequence {
 
   async #delayThenDrain (readinessDelay: number, elapsedMs: () => number): Promise<true> {
     if (readinessDelay > 0) await this.#timer(readinessDelay).elapsed
-    this.#refuseNewRequests(elapsedMs)
+    this.#stopAccepting(elapsedMs)
     await this.#parts.tracker.whenIdle()
     return true
   }
 
-  #refuseNewRequests (elapsedMs: () => number): void {
-    if (this.#refusingNewRequests) return
-    this.#refusingNewRequests = true
+  #stopAccepting (elapsedMs: () => number): void {
+    if (!this.#accepting) return
+    this.#accepting = false
+    this.#parts.connections.stopAccepting()
     this.#parts.log.info({
       elapsedMs: elapsedMs(),
       activeRequests: this.#parts.tracker.activeRequests,
       pendingTasks: this.#parts.tracker.pendingTasks
-    }, 'refusing new requests with 503; waiting for in-flight work')
-    this.#parts.releaseConnections()
+    }, 'stopped accepting connections; waiting for in-flight work')
   }
 
   /** A timer that closed() cancels, so a closed instance leaves nothing scheduled. */

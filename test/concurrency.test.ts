@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
 import { hasMessage, startApp, type LogLine } from './helpers/app-process.js'
-import { request, type Response } from './helpers/http.js'
+import { failure, openConnections, request, type Response } from './helpers/http.js'
 
 const DEBUG = 20
 
@@ -332,14 +332,18 @@ t.test('SIGTERM with a full queue: every accepted request is served, new ones re
   await app.waitForLog(isQueued(1))
   const third = request(app.port, '/slow?ms=50&n=3')
   await app.waitForLog(isQueued(2))
+  const open = await openConnections(t, app.port, 2)
 
   app.kill('SIGTERM')
   const started = await app.waitForLog(hasMessage(/shutdown started/))
   t.equal(started.activeRequests, 3, 'the drain counts the queued requests')
-  const refused = await request(app.port, '/slow?ms=1')
-  t.equal(refused.status, 503)
+  await app.waitForLog(hasMessage(/stopped accepting connections/))
+  t.equal(await failure(request(app.port, '/slow?ms=1')), 'ECONNREFUSED', 'a new connection is refused')
+  const refused = await request(app.port, '/slow?ms=1', { agent: open })
+  t.equal(refused.status, 503, 'a request on an open connection finds no free slot and may not queue')
   t.equal(refused.json().code, 'FST_GRACEFUL_SHUTTING_DOWN')
-  const ready = await request(app.port, '/ready')
+  t.equal(refused.headers.connection, 'close')
+  const ready = await request(app.port, '/ready', { agent: open })
   t.same(ready.json(), { status: 'shutting_down', active_requests: 3, queued: 2 })
 
   const answers = await Promise.all([first, second, third])

@@ -3,16 +3,17 @@ import t from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
 import { hasMessage, startApp } from './helpers/app-process.js'
-import { request } from './helpers/http.js'
+import { failure, openConnections, request } from './helpers/http.js'
 
 const INFO = 30
 const ERROR = 50
 
-t.test('SIGTERM: readiness 503 at once, in-flight request finishes, new ones refused, exit 0', async t => {
+t.test('SIGTERM: readiness 503, listener closed, open connections served and closed, in-flight finishes, exit 0', async t => {
   const app = await startApp(t, { options: { gracePeriod: 10_000 } })
   const ready = await request(app.port, '/ready')
   t.equal(ready.status, 200)
   t.same(ready.json(), { status: 'ready', active_requests: 0, queued: 0 })
+  const open = await openConnections(t, app.port, 3)
 
   const inFlight = request(app.port, '/slow?ms=1500')
   await app.waitForLog(line => line.req !== undefined && (line.req as { url: string }).url === '/slow?ms=1500')
@@ -20,22 +21,23 @@ t.test('SIGTERM: readiness 503 at once, in-flight request finishes, new ones ref
   const started = await app.waitForLog(hasMessage(/shutdown started/))
   t.equal(started.reason, 'SIGTERM')
   t.equal(started.activeRequests, 1, 'the log counts the request in flight')
+  await app.waitForLog(hasMessage(/stopped accepting connections/))
 
-  const draining = await request(app.port, '/ready')
+  t.equal(await failure(request(app.port, '/slow?ms=1')), 'ECONNREFUSED', 'a new connection is refused: nothing was sent, any proxy retries it')
+
+  const draining = await request(app.port, '/ready', { agent: open })
   t.equal(draining.status, 503, 'readiness answers 503 while draining')
   t.same(draining.json(), { status: 'shutting_down', active_requests: 1, queued: 0 })
   t.equal(draining.headers['retry-after'], '1')
   t.equal(draining.headers.connection, 'close')
 
-  const health = await request(app.port, '/health')
+  const health = await request(app.port, '/health', { agent: open })
   t.equal(health.status, 200, 'liveness stays 200 while draining')
   t.same(health.json(), { status: 'ok' })
 
-  const refused = await request(app.port, '/slow?ms=1')
-  t.equal(refused.status, 503, 'a new request is refused')
-  t.equal(refused.headers['retry-after'], '1')
-  t.equal(refused.headers.connection, 'close')
-  t.match(refused.json(), { statusCode: 503, code: 'FST_GRACEFUL_SHUTTING_DOWN', message: /shutting down/ })
+  const served = await request(app.port, '/slow?ms=1', { agent: open })
+  t.equal(served.status, 200, 'a request on a connection already open is served')
+  t.equal(served.headers.connection, 'close', 'and its response closes that connection')
 
   const finished = await inFlight
   t.equal(finished.status, 200, 'the in-flight request is not cut')
@@ -49,7 +51,7 @@ t.test('SIGTERM: readiness 503 at once, in-flight request finishes, new ones ref
   t.ok(lastResponseToExitMs < 5000, 'exits promptly after the last response, not at a deadline')
 
   const phases = app.logs.filter(line => line.plugin === 'fastify-graceful-termination').map(line => line.msg)
-  t.match(phases, [/shutdown started/, /refusing new requests/, /drained/, /shutdown complete/])
+  t.match(phases, [/shutdown started/, /stopped accepting connections/, /drained/, /shutdown complete/])
   const drained = app.logs.find(hasMessage(/^drained/))!
   t.equal(drained.level, INFO)
   t.type(drained.elapsedMs, 'number')
@@ -75,7 +77,7 @@ t.test('a signal not in `signals` does not start the shutdown', async t => {
   t.notOk(app.logs.some(hasMessage(/shutdown started/)))
 })
 
-t.test('readinessDelay: keeps serving while readiness is 503, then refuses', async t => {
+t.test('readinessDelay: keeps accepting and serving while readiness is 503, then stops accepting', async t => {
   const app = await startApp(t, { options: { gracePeriod: 10_000, readinessDelay: 1500 } })
   app.kill('SIGTERM')
   await app.waitForLog(hasMessage(/shutdown started/))
@@ -85,8 +87,8 @@ t.test('readinessDelay: keeps serving while readiness is 503, then refuses', asy
   t.equal(served.status, 200, 'a request during readinessDelay is served')
   t.equal(served.headers.connection, 'close')
 
-  const refusing = await app.waitForLog(hasMessage(/refusing new requests/))
-  t.ok((refusing.elapsedMs as number) >= 1400, `refusal starts after the delay (${refusing.elapsedMs} ms)`)
+  const stopped = await app.waitForLog(hasMessage(/stopped accepting connections/))
+  t.ok((stopped.elapsedMs as number) >= 1400, `the listener closes after the delay (${stopped.elapsedMs} ms)`)
   const exit = await app.exited
   t.equal(exit.code, 0)
 })

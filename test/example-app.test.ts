@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { hasMessage, spawnProcess, startCommand, type LogLine, type Teardown } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
-import { request } from './helpers/http.js'
+import { failure, openConnections, request } from './helpers/http.js'
 
 const server = fileURLToPath(new URL('../dist/example-app/server.js', import.meta.url))
 
@@ -95,17 +95,19 @@ t.test('with no cerebrium.toml it starts on the defaults and says so', async t =
   t.equal((await app.exited).code, 0)
 })
 
-t.test('SIGTERM during /predict: the inference finishes, new requests are refused, exit 0', async t => {
+t.test('SIGTERM during /predict: the inference finishes, new connections are refused, exit 0', async t => {
   const app = await startExampleApp(t)
+  const open = await openConnections(t, app.port, 2)
   const inFlight = postJson(app.port, '/predict', { input: 'drain me', ms: 1500 })
   await app.waitForLog(isRequestFor('/predict'))
   app.kill('SIGTERM')
-  await app.waitForLog(hasMessage(/shutdown started/))
+  await app.waitForLog(hasMessage(/stopped accepting connections/))
 
-  t.equal((await request(app.port, '/ready')).status, 503, 'readiness fails at once')
-  const refused = await postJson(app.port, '/hello', {})
-  t.equal(refused.status, 503)
-  t.equal(refused.headers['retry-after'], '1')
+  t.equal((await request(app.port, '/ready', { agent: open })).status, 503, 'readiness fails at once')
+  t.equal(await failure(postJson(app.port, '/hello', {})), 'ECONNREFUSED', 'a new connection is refused')
+  const served = await request(app.port, '/hello', { method: 'POST', agent: open })
+  t.equal(served.status, 200, 'a request on a connection already open is served')
+  t.equal(served.headers.connection, 'close')
 
   const finished = await inFlight
   t.equal(finished.status, 200, 'the admitted inference is not cut')

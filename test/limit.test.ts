@@ -2,12 +2,12 @@
 import t from 'tap'
 import { Semaphore } from 'async-mutex'
 import { setImmediate as nextLoopTurn } from 'node:timers/promises'
-import { ConcurrencyLimit, type Admission, type LimitOptions, type Turn } from '../lib/limit.js'
+import { ConcurrencyLimit, type Place, type LimitOptions, type Turn } from '../lib/limit.js'
 
 interface Request {
   name: string
   /** undefined: refused */
-  admission: Admission | undefined
+  admission: Place | undefined
   /** Settles with the turn onTurn was called with. */
   turn: Promise<Turn>
 }

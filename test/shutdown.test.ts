@@ -19,8 +19,12 @@ function fakeParts (overrides: Partial<ShutdownParts> = {}) {
     gracePeriod: 10_000,
     readinessDelay: 0,
     log: { info: log('info'), warn: log('warn'), error: log('error') },
-    releaseConnections: () => { events.push('release') },
-    cutConnections: () => { events.push('cut') },
+    connections: {
+      retire: () => { events.push('retire') },
+      stopAccepting: () => { events.push('stop accepting') },
+      closeIdle: () => { events.push('close idle'); return 2 },
+      destroyAll: () => { events.push('destroy all') }
+    },
     closeApp: async () => { events.push('close') },
     ...overrides
   }
@@ -37,26 +41,29 @@ t.test('the budget keeps a reserve for close and exit', async t => {
   }
 })
 
-t.test('nothing in flight: release, refuse, close, in that order', async t => {
-  const { parts, events } = fakeParts()
+t.test('nothing in flight: retire, stop accepting, close idle connections, close, in that order', async t => {
+  const { parts, events, logs } = fakeParts()
   const sequence = new ShutdownSequence(parts)
   const outcome = await sequence.start('test')
   t.match(outcome, { reason: 'test', drained: true, closed: true })
-  t.same(events.filter(event => !event.startsWith('log:')), ['release', 'release', 'close'])
+  t.same(events.filter(event => !event.startsWith('log:')), ['retire', 'stop accepting', 'close idle', 'close'])
   t.equal(sequence.state, 'closed')
-  t.equal(sequence.refusingNewRequests, true)
+  t.equal(sequence.accepting, false)
+  t.match(logs.find(line => /^drained/.test(line.msg)), { fields: { closedIdleConnections: 2 } })
 })
 
 t.test('waits for the readiness delay before refusing, then for the last request', async t => {
   const { parts, tracker, events, logged } = fakeParts({ readinessDelay: 30 })
   const sequence = new ShutdownSequence(parts)
   const request = tracker.begin({ method: 'GET', url: '/', id: '1' })
-  const refusing = logged(/refusing new requests/)
+  const stopped = logged(/stopped accepting connections/)
   const done = sequence.start('test')
-  t.equal(sequence.refusingNewRequests, false, 'still serving during the delay')
+  t.equal(sequence.accepting, true, 'still accepting during the delay')
+  t.same(events.filter(event => !event.startsWith('log:')), ['retire'], 'connections retire at once')
   t.equal(sequence.state, 'draining')
-  await refusing
-  t.equal(sequence.refusingNewRequests, true)
+  await stopped
+  t.equal(sequence.accepting, false)
+  t.notOk(events.includes('close idle'), 'no connection is closed while a request is in flight')
   t.notOk(events.includes('close'), 'not closed while a request is in flight')
   tracker.end(request)
   t.match(await done, { drained: true, closed: true })
@@ -69,7 +76,8 @@ t.test('the drain deadline logs what is pending, cuts it and still closes', asyn
   const outcome = await new ShutdownSequence(parts).start('SIGTERM')
   t.match(outcome, { drained: false, closed: true })
   t.ok(outcome.elapsedMs >= gracePeriodBudget(100).drainMs - 1, 'not before the deadline')
-  t.ok(events.indexOf('cut') < events.indexOf('close'))
+  t.ok(events.indexOf('destroy all') < events.indexOf('close'))
+  t.notOk(events.includes('close idle'), 'at the deadline every connection is destroyed, not only the idle ones')
   const cut = logs.filter(line => /^cut /.test(line.msg))
   t.match(cut, [
     { level: 'error', fields: { kind: 'request', method: 'POST', url: '/predict', id: 'req-7', ageMs: Number } },

@@ -1,0 +1,54 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { awaitsContinue } from './connections.js'
+
+function serviceUnavailable<Code extends string> (code: Code, message: string) {
+  return { statusCode: 503, error: 'Service Unavailable', code, message } as const
+}
+
+export const SHUTTING_DOWN_BODY = serviceUnavailable('FST_GRACEFUL_SHUTTING_DOWN',
+  'This instance is shutting down; retry the request on another one.')
+export const QUEUE_FULL_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_FULL',
+  'Every slot is busy and the queue is full; retry the request later.')
+export const QUEUE_TIMEOUT_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_TIMEOUT',
+  'No slot freed up within queueTimeout; retry the request later.')
+
+export type Refusal = typeof SHUTTING_DOWN_BODY | typeof QUEUE_FULL_BODY | typeof QUEUE_TIMEOUT_BODY
+
+/**
+ * How much of a refused request's body is read and thrown away before the 503, as nginx's
+ * lingering close does. A socket closed while the client still sends reaches it as a reset
+ * (EPIPE, ECONNRESET) instead of the 503; past these bounds that risk is taken.
+ */
+export const REFUSED_BODY_LIMIT = { bytes: 16 * 1024 * 1024, ms: 5000 }
+
+/** An HTTP/1 body still on its way: an HTTP/2 stream can be answered and reset without harm. */
+function bodyStillComing (request: FastifyRequest, reply: FastifyReply): boolean {
+  const raw = request.raw
+  if (raw.httpVersionMajor === 2 || raw.complete || awaitsContinue(reply.raw)) return false
+  const length = raw.headers['content-length']
+  if (length !== undefined) return length !== '0' && Number(length) <= REFUSED_BODY_LIMIT.bytes
+  return raw.headers['transfer-encoding'] !== undefined
+}
+
+/** Answers 503 with Retry-After and a JSON body with a code, once the request's body is read. */
+export function refuse (request: FastifyRequest, reply: FastifyReply, body: Refusal, retryAfter: number): void {
+  reply.code(503).header('retry-after', retryAfter)
+  if (!bodyStillComing(request, reply)) {
+    reply.send(body)
+    return
+  }
+  const raw = request.raw
+  let received = 0
+  const answer = (): void => {
+    clearTimeout(timer)
+    raw.off('data', count).off('end', answer).off('close', answer).off('error', answer)
+    if (!reply.sent) reply.send(body)
+  }
+  const count = (chunk: Buffer): void => {
+    received += chunk.length
+    if (received > REFUSED_BODY_LIMIT.bytes) answer()
+  }
+  const timer = setTimeout(answer, REFUSED_BODY_LIMIT.ms)
+  raw.on('data', count).once('end', answer).once('close', answer).once('error', answer)
+  raw.resume()
+}
