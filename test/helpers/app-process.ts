@@ -38,7 +38,7 @@ export interface Teardown {
 
 export const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
-const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/
+const LISTENING = /Server listening at https?:\/\/127\.0\.0\.1:(\d+)/
 
 /**
  * Spawns a fixture as its own process (as a container runs it), parses its pino lines and
@@ -48,11 +48,13 @@ export async function startApp (t: Teardown, {
   fixture = 'app.ts',
   options = {},
   fastify = {},
-  instances = 1
-}: { fixture?: string, options?: object, fastify?: object, instances?: number } = {}): Promise<AppProcess> {
+  instances = 1,
+  env = {}
+}: { fixture?: string, options?: object, fastify?: object, instances?: number, env?: NodeJS.ProcessEnv } = {}): Promise<AppProcess> {
   const app = spawnProcess(t, process.execPath, ['--import', 'tsx', fixturePath(fixture)], {
     env: {
       ...process.env,
+      ...env,
       FIXTURE_OPTIONS: JSON.stringify(options),
       FIXTURE_FASTIFY: JSON.stringify(fastify),
       FIXTURE_INSTANCES: String(instances)
