@@ -1,6 +1,6 @@
 // What every benchmark shares: the servers under test, run as child processes, and the shape
 // of a figure for the README.
-import { fixturePath, startNodeApp, type AppProcess } from '../test/helpers/app-process.js'
+import { fixturePath, startNodeApp, type AppProcess, type Teardown } from '../test/helpers/app-process.js'
 import { request } from '../test/helpers/http.js'
 
 export interface Figure {
@@ -9,10 +9,14 @@ export interface Figure {
   /** The measured figure, with the detail that lets a reader judge it. */
   result: string
   target: string
-  met: boolean
+  /** undefined for a comparison, which has no target to meet. */
+  met?: boolean
 }
 
 const cleanups: Array<() => unknown> = []
+
+/** Where a benchmark's servers hang their cleanup (test helpers take it as tap's `t`). */
+export const servers: Teardown = { teardown: fn => { cleanups.push(fn) } }
 
 /** Kills every server still running: after each benchmark, and when one fails. */
 export async function stopServers (): Promise<void> {
@@ -31,7 +35,7 @@ export interface Service {
 }
 
 export function startService ({ graceful, options = {}, nodeArgs = [] }: Service): Promise<AppProcess> {
-  return startNodeApp({ teardown: fn => { cleanups.push(fn) } },
+  return startNodeApp(servers,
     [...nodeArgs, '--import', 'tsx', fixturePath('service.ts')],
     { GRACEFUL: graceful ? '1' : '0', PLUGIN_OPTIONS: JSON.stringify(options) })
 }

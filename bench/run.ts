@@ -8,6 +8,7 @@ import { stopServers, type Figure } from './common.js'
 import { exitLatency } from './exit-latency.js'
 import { keepAliveShutdown } from './keepalive-shutdown.js'
 import { memory } from './memory.js'
+import { nginxRollingRestart } from './nginx-rolling-restart.js'
 import { limitOverhead, overhead } from './overhead.js'
 
 const BENCHMARKS: Record<string, () => Promise<Figure[]>> = {
@@ -15,7 +16,8 @@ const BENCHMARKS: Record<string, () => Promise<Figure[]>> = {
   'limit-overhead': limitOverhead,
   'exit-latency': exitLatency,
   'keepalive-shutdown': keepAliveShutdown,
-  memory
+  memory,
+  nginx: nginxRollingRestart
 }
 const README = fileURLToPath(new URL('../README.md', import.meta.url))
 const START = '<!-- bench:start -->'
@@ -45,7 +47,7 @@ const section = [
   '',
   '| figure | result | target | met |',
   '| --- | --- | --- | --- |',
-  ...figures.map(figure => `| ${figure.name} | ${figure.result} | ${figure.target} | ${figure.met ? 'yes' : '**no**'} |`),
+  ...figures.map(figure => `| ${figure.name} | ${figure.result} | ${figure.target} | ${figure.met === undefined ? '—' : figure.met ? 'yes' : '**no**'} |`),
   END
 ].join('\n')
 console.log(`\n${section}`)

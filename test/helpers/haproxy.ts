@@ -1,29 +1,19 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { accessSync, constants } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { findBinary, freePort } from './system.js'
 
 interface Tap {
   teardown (fn: () => unknown): void
 }
 
 /** The haproxy binary, or undefined. Debian puts it in /usr/sbin, not on every user's PATH. */
-export function findHaproxy (): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin']
-  for (const dir of dirs.filter(Boolean)) {
-    const candidate = join(dir, 'haproxy')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {}
-  }
-  return undefined
-}
+export const findHaproxy = (): string | undefined => findBinary('haproxy')
 
 export interface LoadBalancer {
   /** The frontend's port on 127.0.0.1. */
@@ -35,15 +25,6 @@ export interface LoadBalancer {
 }
 
 const BACKEND = 'replicas'
-
-async function freePort (): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 /**
  * HAProxy in front of replicas, as a platform's load balancer: it polls readiness every 100 ms
