@@ -4,13 +4,16 @@ import type { Server } from 'node:net'
 import { createAdmission } from './admission.js'
 import { Connections } from './connections.js'
 import { ConcurrencyLimit } from './limit.js'
-import { resolveOptions, SUSPICIOUSLY_SHORT_GRACE_PERIOD, type GracefulTerminationOptions } from './options.js'
-import { enlist, withdraw, type ShutdownParticipant } from './process-signals.js'
+import { pluginLogger } from './log.js'
+import { resolveOptions, warnAboutOptions, type GracefulTerminationOptions } from './options.js'
+import { handleProcessSignals } from './process-signals.js'
+import { assertRootInstance, FASTIFY_CLI_WARNING, startedByFastifyCli } from './registration.js'
 import { registerProbeRoutes } from './routes.js'
 import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './shutdown.js'
 import { InFlightTracker } from './tracker.js'
 
 export { InvalidOptionError, type GracefulTerminationOptions, type ShutdownSignal } from './options.js'
+export { NotRootError } from './registration.js'
 export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
 
 /** `fastify.graceful`: where the instance is in its life, and the levers of its shutdown. */
@@ -41,12 +44,10 @@ declare module 'fastify' {
 }
 
 const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = async (fastify: FastifyInstance, rawOptions) => {
+  assertRootInstance(fastify)
   const options = resolveOptions(rawOptions)
-  const log = fastify.log.child({ plugin: 'fastify-graceful-termination' })
-  if (options.gracePeriod < SUSPICIOUSLY_SHORT_GRACE_PERIOD) {
-    log.warn({ gracePeriod: options.gracePeriod },
-      `gracePeriod is ${options.gracePeriod} ms: it is in milliseconds, did you mean ${options.gracePeriod * 1000}?`)
-  }
+  const log = pluginLogger(fastify.log)
+  warnAboutOptions(options, log)
 
   const tracker = new InFlightTracker<FastifyReply>({
     describe: ({ request }) => ({ method: request.method, url: request.url, id: request.id }),
@@ -79,22 +80,20 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   fastify.addHook('onRequest', admission.admit)
   connections.watch(fastify.server)
   fastify.addHook('onListen', async () => { for (const server of extraServers(fastify)) connections.watch(server) })
+  fastify.addHook('preClose', async () => sequence.closeStarted())
+  fastify.addHook('onClose', async () => sequence.closed())
 
   if (options.handleSignals) {
-    const participant: ShutdownParticipant = {
+    if (startedByFastifyCli()) log.warn({}, FASTIFY_CLI_WARNING)
+    const stopHandlingSignals = handleProcessSignals({
       signals: options.signals,
       gracePeriod: options.gracePeriod,
       log,
-      shutdown: (reason, error) => {
-        if (error !== undefined) log.error({ err: error }, 'uncaught error: shutting down, then exiting with code 1')
-        return sequence.start(reason)
-      }
-    }
-    enlist(participant)
-    fastify.addHook('onClose', async () => withdraw(participant))
+      listening: () => fastify.server.listening,
+      shutdown: reason => sequence.start(reason)
+    })
+    fastify.addHook('onClose', async () => stopHandlingSignals())
   }
-  fastify.addHook('preClose', async () => sequence.closingWithoutDrain())
-  fastify.addHook('onClose', async () => sequence.closed())
 }
 
 /**

@@ -47,7 +47,14 @@ export const DEFAULTS: ResolvedOptions = {
 }
 
 /** A gracePeriod under this is far more likely seconds than milliseconds. */
-export const SUSPICIOUSLY_SHORT_GRACE_PERIOD = 1000
+const SUSPICIOUSLY_SHORT_GRACE_PERIOD = 1000
+
+/** Warns of valid options that are most likely a mistake. */
+export function warnAboutOptions ({ gracePeriod }: ResolvedOptions, log: { warn (obj: object, msg: string): void }): void {
+  if (gracePeriod < SUSPICIOUSLY_SHORT_GRACE_PERIOD) {
+    log.warn({ gracePeriod }, `gracePeriod is ${gracePeriod} ms: it is in milliseconds, did you mean ${gracePeriod * 1000}?`)
+  }
+}
 
 export const InvalidOptionError = createError(
   'FST_GRACEFUL_INVALID_OPTION',

@@ -7,7 +7,9 @@ export interface ShutdownParticipant {
   signals: readonly ShutdownSignal[]
   gracePeriod: number
   log: Logger
-  shutdown (reason: string, error?: unknown): Promise<ShutdownOutcome>
+  /** False until the app listens: before that nothing can be in flight. */
+  listening (): boolean
+  shutdown (reason: string): Promise<ShutdownOutcome>
 }
 
 /** Every event close-with-grace listens to unless told to skip it. */
@@ -20,20 +22,27 @@ const ERROR_EVENTS = new Set<string>(['uncaughtException', 'unhandledRejection']
 /**
  * The process has one set of signal handlers, and close-with-grace exits the process once its
  * callback is done. Two instances that each installed their own would race to exit, the faster
- * cutting the other's drain; so every instance enlists here, and one handler drains them all.
+ * cutting the other's drain; so every instance registers here, and one handler drains them all.
  */
 const participants = new Set<ShutdownParticipant>()
 let installed: { uninstall (): void } | undefined
 let shuttingDown = false
 
-export function enlist (participant: ShutdownParticipant): void {
+/** Lets the process's signals and uncaught errors shut this instance down; returns the way out. */
+export function handleProcessSignals (participant: ShutdownParticipant): () => void {
   participants.add(participant)
   reinstall()
+  return () => {
+    participants.delete(participant)
+    reinstall()
+  }
 }
 
-export function withdraw (participant: ShutdownParticipant): void {
-  participants.delete(participant)
-  reinstall()
+/** Why a shutdown must end in exit code 1, if it must. */
+function failureOf (outcomes: ShutdownOutcome[]): string | undefined {
+  if (outcomes.some(outcome => !outcome.drained)) return 'work was still in flight at the drain deadline'
+  if (outcomes.some(outcome => !outcome.closed)) return 'fastify.close() did not complete'
+  return undefined
 }
 
 function reinstall (): void {
@@ -52,23 +61,36 @@ function reinstall (): void {
   installed = closeWithGrace({
     // Each sequence keeps to its own deadlines; this is the backstop for a blocked event loop.
     delay: gracePeriodBudget(longestGracePeriod).exitMs,
-    logger: { error: (err: unknown) => log.error({ err }, 'shutdown failed') },
+    logger: { error: (err: unknown) => log.error({ err }, 'exiting with code 1: the shutdown failed') },
     skip: CLOSE_WITH_GRACE_EVENTS.filter(event => !signals.has(event) && !ERROR_EVENTS.has(event)),
     onSecondSignal: signal => log.error({ signal }, 'second signal during shutdown: exiting at once with code 1'),
     onSecondError: err => log.error({ err }, 'error during shutdown: exiting at once with code 1'),
     onTimeout: delay => log.error({ delayMs: delay }, 'shutdown overran the grace period: exiting with code 1')
   }, async ({ signal, err }) => {
     shuttingDown = true
-    const reason = err === undefined ? signal ?? 'unknown' : 'uncaught error'
-    const outcomes = await Promise.all([...participants].map(participant => participant.shutdown(reason, err)))
-    if (err === undefined && outcomes.some(outcome => !outcome.drained || !outcome.closed)) {
-      // close-with-grace exits with code 1 when its callback throws; 0 is kept for a clean drain.
-      throw new Error('shutdown did not complete cleanly within the grace period')
+    // close-with-grace exits with code 1 after an uncaught error, 0 otherwise.
+    if (err !== undefined) log.error({ err }, 'uncaught error: shutting down, then exiting with code 1')
+    const listening = [...participants].filter(participant => participant.listening())
+    if (listening.length === 0) {
+      log.info({ signal }, 'stopped while starting: nothing was in flight')
+      return
+    }
+    const outcomes = await Promise.all(listening.map(participant => participant.shutdown(err === undefined ? signal ?? 'unknown' : 'uncaught error')))
+    if (err !== undefined) return
+    const failure = failureOf(outcomes)
+    if (failure !== undefined) {
+      log.error({}, `exiting with code 1: ${failure}`)
+      process.exit(1)
+    }
+    const appExitCode = Number(process.exitCode ?? 0)
+    if (appExitCode !== 0) {
+      log.info({ exitCode: appExitCode }, 'exiting with the exit code the app set')
+      process.exit(appExitCode)
     }
   })
 }
 
 /** For tests: how many instances the process handlers serve. */
-export function enlistedCount (): number {
+export function participantCount (): number {
   return participants.size
 }

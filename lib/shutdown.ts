@@ -94,8 +94,8 @@ export class ShutdownSequence {
     return this.#outcome
   }
 
-  /** fastify.close() called directly, not through start(): Fastify drains by itself. */
-  closingWithoutDrain (): void {
+  /** fastify.close() began (preClose): called directly, not through start(), it aborts the signal. */
+  closeStarted (): void {
     if (this.#state !== 'serving') return
     this.#state = 'closing'
     this.#abort.abort(new Error('fastify.close() called'))
@@ -150,18 +150,19 @@ export class ShutdownSequence {
 
     if (this.#state === 'draining') this.#state = 'closing'
     const closeDeadline = this.#timer(budget.closeMs)
-    const closed = await Promise.race([
-      this.#parts.closeApp().then(() => true, (err: unknown) => {
-        log.error({ err }, 'fastify.close() failed')
-        return false
+    const closing = await Promise.race([
+      this.#parts.closeApp().then(() => 'closed' as const, (err: unknown) => {
+        log.error({ err, elapsedMs: elapsedMs() }, 'fastify.close() failed')
+        return 'failed' as const
       }),
-      closeDeadline.elapsed.then(() => false)
+      closeDeadline.elapsed.then(() => 'overran' as const)
     ])
     closeDeadline.cancel()
+    const closed = closing === 'closed'
     if (closed) {
       this.#state = 'closed'
       log.info({ elapsedMs: elapsedMs(), drained }, 'shutdown complete')
-    } else {
+    } else if (closing === 'overran') {
       log.error({ elapsedMs: elapsedMs(), closeBudgetMs: budget.closeMs }, 'fastify.close() did not finish in time')
     }
     return { reason, drained, closed, elapsedMs: elapsedMs() }

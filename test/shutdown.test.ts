@@ -95,10 +95,10 @@ t.test('a close that hangs or fails is reported, not awaited forever', async t =
   t.match(failing.logs.find(line => line.level === 'error'), { fields: { err: { message: 'pool refused to close' } } })
 })
 
-t.test('closingWithoutDrain: a direct fastify.close() aborts the signal; start() then reports', async t => {
+t.test('closeStarted: a direct fastify.close() aborts the signal; start() then reports', async t => {
   const { parts, events } = fakeParts()
   const sequence = new ShutdownSequence(parts)
-  sequence.closingWithoutDrain()
+  sequence.closeStarted()
   t.equal(sequence.state, 'closing')
   t.equal(sequence.signal.aborted, true)
   sequence.closed()
