@@ -60,9 +60,6 @@ export class Connections {
     this.#onResponseClose = function (this: RawResponse) { connections.#end(this) }
   }
 
-  /** How many connections are open. */
-  get size (): number { return this.#open.size }
-
   /** Follows a server's connections and requests; each server once. */
   watch (server: net.Server): void {
     if (this.#servers.has(server)) return
