@@ -2,6 +2,7 @@ import net from 'node:net'
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2'
+import { closeWebSockets, type WebSocketServerLike } from './websockets.js'
 
 export type RawRequest = IncomingMessage | Http2ServerRequest
 export type RawResponse = ServerResponse | Http2ServerResponse
@@ -37,6 +38,10 @@ function connectionOf (socket: net.Socket): Connection | undefined {
 export interface ConnectionsOptions {
   /** Called once for every request when it is over: its response closed, or its connection did first. */
   onRequestEnd (response: RawResponse): void
+  /** Written to an event stream still open at the deadline, before it ends. */
+  sseFinalEvent: string | false
+  /** The app's WebSocket server (@fastify/websocket's `websocketServer`), looked up when needed. */
+  webSocketServer (): WebSocketServerLike | undefined
 }
 
 /**
@@ -49,12 +54,16 @@ export class Connections {
   readonly #open = new Set<Connection>()
   readonly #servers = new Set<net.Server>()
   readonly #onRequestEnd: (response: RawResponse) => void
+  readonly #sseFinalEvent: string | false
+  readonly #webSocketServer: () => WebSocketServerLike | undefined
   readonly #onResponseClose: (this: RawResponse) => void
   #retiring = false
   #accepting = true
 
-  constructor ({ onRequestEnd }: ConnectionsOptions) {
+  constructor ({ onRequestEnd, sseFinalEvent, webSocketServer }: ConnectionsOptions) {
     this.#onRequestEnd = onRequestEnd
+    this.#sseFinalEvent = sseFinalEvent
+    this.#webSocketServer = webSocketServer
     const connections = this
     // One function for every response, not a closure each: `this` is the response that closed.
     this.#onResponseClose = function (this: RawResponse) { connections.#end(this) }
@@ -133,6 +142,32 @@ export class Connections {
       }
     }
     return closed
+  }
+
+  /**
+   * Ends every Server-Sent Events stream still in flight the way the protocol allows: a final
+   * event, then the end of the response. Returns how many.
+   */
+  endEventStreams (): number {
+    const finalEvent = this.#sseFinalEvent
+    let ended = 0
+    for (const connection of this.#open) {
+      for (const response of connection.responses) {
+        if (!response.headersSent || response.writableEnded) continue
+        if (!String(response.getHeader('content-type') ?? '').startsWith('text/event-stream')) continue
+        // Whatever still streams into it now writes after its end: that error is expected.
+        response.on('error', () => {})
+        if (finalEvent === false) response.end()
+        else response.end(finalEvent)
+        ended++
+      }
+    }
+    return ended
+  }
+
+  /** Sends every open WebSocket 1001 Going Away; one promise per socket, settled once it closed. */
+  closeWebSockets (): Array<Promise<unknown>> {
+    return closeWebSockets(this.#webSocketServer())
   }
 
   /** Destroys every connection: the drain ran out of time. */

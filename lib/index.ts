@@ -11,6 +11,7 @@ import { assertRootInstance, FASTIFY_CLI_WARNING, startedByFastifyCli } from './
 import { registerProbeRoutes } from './routes.js'
 import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './shutdown.js'
 import { InFlightTracker } from './tracker.js'
+import type { WebSocketServerLike } from './websockets.js'
 
 export { InvalidOptionError, type GracefulTerminationOptions, type ShutdownSignal } from './options.js'
 export { NotRootError } from './registration.js'
@@ -54,13 +55,19 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     onTaskRejected: err => log.error({ err }, 'tracked work rejected')
   })
   const limit = Number.isFinite(options.maxConcurrency) ? new ConcurrencyLimit(options) : undefined
-  const connections = new Connections({ onRequestEnd: response => admission.end(response) })
+  const connections = new Connections({
+    onRequestEnd: response => admission.end(response),
+    sseFinalEvent: options.sseFinalEvent,
+    // Registered after this plugin, if at all: looked up when the shutdown needs it.
+    webSocketServer: () => (fastify as FastifyInstance & { websocketServer?: WebSocketServerLike }).websocketServer
+  })
   const sequence = new ShutdownSequence({
     tracker,
     gracePeriod: options.gracePeriod,
     readinessDelay: options.readinessDelay,
     log,
     connections,
+    closeWebSocketsOnDrain: options.closeWebSockets === 'on-drain',
     closeApp: () => fastify.close()
   })
 

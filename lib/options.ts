@@ -27,6 +27,10 @@ export interface GracefulTerminationOptions {
   signals?: ShutdownSignal[]
   /** false: install no process handlers; call fastify.graceful.shutdown() yourself. Default true. */
   handleSignals?: boolean
+  /** When open WebSockets get a 1001 Going Away close frame: at the drain deadline, or when the drain starts. Default 'at-deadline'. */
+  closeWebSockets?: 'at-deadline' | 'on-drain'
+  /** Written to every Server-Sent Events stream still open at the drain deadline, before it ends; false for none. */
+  sseFinalEvent?: string | false
 }
 
 export type ResolvedOptions = Required<Omit<GracefulTerminationOptions, 'maxConcurrency'>> & {
@@ -43,7 +47,9 @@ export const DEFAULTS: ResolvedOptions = {
   queueTimeout: 0,
   retryAfter: 1,
   signals: ['SIGTERM', 'SIGINT'],
-  handleSignals: true
+  handleSignals: true,
+  closeWebSockets: 'at-deadline',
+  sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n'
 }
 
 /** A gracePeriod under this is far more likely seconds than milliseconds. */
@@ -92,6 +98,20 @@ function routePath (name: string, value: unknown): string | false {
   if (value === false) return false
   if (typeof value !== 'string' || !value.startsWith('/')) {
     fail(name, 'a path starting with "/" or false', value)
+  }
+  return value
+}
+
+function oneOf<Value extends string> (name: string, value: unknown, allowed: readonly Value[]): Value {
+  if (!allowed.includes(value as Value)) fail(name, `one of ${allowed.map(describe).join(', ')}`, value)
+  return value as Value
+}
+
+/** One or more complete SSE lines, ending with the blank line that ends an event. */
+function sseEvent (value: unknown): string | false {
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.endsWith('\n\n') || value.length === 2) {
+    fail('sseFinalEvent', 'an event ending with a blank line ("event: x\\ndata: y\\n\\n") or false', value)
   }
   return value
 }
@@ -157,6 +177,8 @@ export function resolveOptions (input: unknown = {}): ResolvedOptions {
     queueTimeout,
     retryAfter: integer('retryAfter', options.retryAfter, 0),
     signals: signalList(options.signals),
-    handleSignals: options.handleSignals
+    handleSignals: options.handleSignals,
+    closeWebSockets: oneOf('closeWebSockets', options.closeWebSockets, ['at-deadline', 'on-drain']),
+    sseFinalEvent: sseEvent(options.sseFinalEvent)
   }
 }

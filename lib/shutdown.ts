@@ -26,6 +26,8 @@ export interface ShutdownParts {
   readinessDelay: number
   log: Logger
   connections: ConnectionControl
+  /** Close WebSockets with 1001 as soon as the drain starts, not at its deadline. */
+  closeWebSocketsOnDrain: boolean
   /** fastify.close(): runs onClose hooks once the server's last connection is gone. */
   closeApp (): Promise<void>
 }
@@ -38,6 +40,10 @@ export interface ConnectionControl {
   stopAccepting (): void
   /** Closes every connection that carries no request; returns how many. */
   closeIdle (): number
+  /** Ends every Server-Sent Events stream in flight with its final event; returns how many. */
+  endEventStreams (): number
+  /** Sends every open WebSocket 1001 Going Away; one promise per socket, settled once it closed. */
+  closeWebSockets (): Array<Promise<unknown>>
   /** Destroys every connection still open. */
   destroyAll (): void
 }
@@ -128,6 +134,10 @@ export class ShutdownSequence {
       drainDeadlineMs: budget.drainMs
     }, 'shutdown started: readiness now answers 503')
     this.#parts.connections.retire()
+    if (this.#parts.closeWebSocketsOnDrain) {
+      const webSockets = this.#parts.connections.closeWebSockets().length
+      if (webSockets > 0) log.info({ webSockets }, 'sent 1001 Going Away to every open WebSocket')
+    }
 
     const drainDeadline = this.#timer(budget.drainMs)
     const drained = await Promise.race([
@@ -137,6 +147,7 @@ export class ShutdownSequence {
     drainDeadline.cancel()
     this.#stopAccepting(elapsedMs)
 
+    let closeBudgetMs = budget.closeMs
     if (drained) {
       const closedIdleConnections = this.#parts.connections.closeIdle()
       log.info({ elapsedMs: elapsedMs(), closedIdleConnections }, 'drained: no request or tracked task in flight')
@@ -145,11 +156,15 @@ export class ShutdownSequence {
       log.error({ elapsedMs: elapsedMs(), activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks },
         'drain deadline reached: cutting the work still in flight')
       for (const work of pending) log.error(work, `cut ${work.kind} still in flight at the drain deadline`)
+      // The closing handshakes take their time from fastify.close()'s.
+      const endingStartedAt = performance.now()
+      await this.#endLongLived(Math.floor(budget.closeMs / 2))
+      closeBudgetMs -= Math.round(performance.now() - endingStartedAt)
       this.#parts.connections.destroyAll()
     }
 
     if (this.#state === 'draining') this.#state = 'closing'
-    const closeDeadline = this.#timer(budget.closeMs)
+    const closeDeadline = this.#timer(closeBudgetMs)
     const closing = await Promise.race([
       this.#parts.closeApp().then(() => 'closed' as const, (err: unknown) => {
         log.error({ err, elapsedMs: elapsedMs() }, 'fastify.close() failed')
@@ -163,9 +178,22 @@ export class ShutdownSequence {
       this.#state = 'closed'
       log.info({ elapsedMs: elapsedMs(), drained }, 'shutdown complete')
     } else if (closing === 'overran') {
-      log.error({ elapsedMs: elapsedMs(), closeBudgetMs: budget.closeMs }, 'fastify.close() did not finish in time')
+      log.error({ elapsedMs: elapsedMs(), closeBudgetMs }, 'fastify.close() did not finish in time')
     }
     return { reason, drained, closed, elapsedMs: elapsedMs() }
+  }
+
+  /**
+   * At the deadline, what the protocols allow before a cut: event streams get their final event
+   * and end, WebSockets get 1001 Going Away and up to waitMs for their closing handshake.
+   */
+  async #endLongLived (waitMs: number): Promise<void> {
+    const { connections, log } = this.#parts
+    const eventStreams = connections.endEventStreams()
+    const webSockets = connections.closeWebSockets()
+    if (eventStreams + webSockets.length === 0) return
+    log.error({ eventStreams, webSockets: webSockets.length }, 'ending event streams with their final event and WebSockets with 1001 Going Away')
+    if (webSockets.length > 0) await Promise.race([Promise.all(webSockets), this.#timer(waitMs).elapsed])
   }
 
   async #delayThenDrain (readinessDelay: number, elapsedMs: () => number): Promise<true> {

@@ -28,6 +28,9 @@ const invalid: Array<[string, Record<string, unknown>, RegExp]> = [
   ['signals with an unknown one', { signals: ['SIGTERM', 'SIGKILL'] }, /option signals .* received \["SIGTERM","SIGKILL"\]/],
   ['signals as a string', { signals: 'SIGTERM' }, /option signals .* received "SIGTERM"/],
   ['handleSignals as a string', { handleSignals: 'no' }, /option handleSignals must be a boolean, received "no"/],
+  ['closeWebSockets unknown', { closeWebSockets: 'never' }, /option closeWebSockets must be one of "at-deadline", "on-drain", received "never"/],
+  ['sseFinalEvent without the blank line', { sseFinalEvent: 'data: bye\n' }, /option sseFinalEvent must be an event ending with a blank line .* or false, received "data: bye\\n"/],
+  ['sseFinalEvent true', { sseFinalEvent: true }, /option sseFinalEvent .* received true/],
   ['an unknown option', { gracePeriodMs: 1000 }, /option gracePeriodMs must be one of gracePeriod, .* \(unknown option\), received 1000/]
 ]
 
@@ -64,7 +67,9 @@ t.test('defaults', async t => {
     queueTimeout: 0,
     retryAfter: 1,
     signals: ['SIGTERM', 'SIGINT'],
-    handleSignals: true
+    handleSignals: true,
+    closeWebSockets: 'at-deadline',
+    sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n'
   })
   t.same(resolveOptions({ signals: ['SIGTERM', 'SIGTERM'] }).signals, ['SIGTERM'], 'duplicate signals fold')
   t.throws(() => resolveOptions(null), { message: /option \(options\) must be an object, received null/ })

@@ -23,8 +23,11 @@ function fakeParts (overrides: Partial<ShutdownParts> = {}) {
       retire: () => { events.push('retire') },
       stopAccepting: () => { events.push('stop accepting') },
       closeIdle: () => { events.push('close idle'); return 2 },
+      endEventStreams: () => { events.push('end event streams'); return 1 },
+      closeWebSockets: () => { events.push('close websockets'); return [Promise.resolve()] },
       destroyAll: () => { events.push('destroy all') }
     },
+    closeWebSocketsOnDrain: false,
     closeApp: async () => { events.push('close') },
     ...overrides
   }
@@ -76,8 +79,8 @@ t.test('the drain deadline logs what is pending, cuts it and still closes', asyn
   const outcome = await new ShutdownSequence(parts).start('SIGTERM')
   t.match(outcome, { drained: false, closed: true })
   t.ok(outcome.elapsedMs >= gracePeriodBudget(100).drainMs - 1, 'not before the deadline')
-  t.ok(events.indexOf('destroy all') < events.indexOf('close'))
-  t.notOk(events.includes('close idle'), 'at the deadline every connection is destroyed, not only the idle ones')
+  t.same(events.filter(event => !event.startsWith('log:')), ['retire', 'stop accepting', 'end event streams', 'close websockets', 'destroy all', 'close'],
+    'at the deadline: final events, Going Away, then every connection destroyed, not only the idle ones')
   const cut = logs.filter(line => /^cut /.test(line.msg))
   t.match(cut, [
     { level: 'error', fields: { kind: 'request', method: 'POST', url: '/predict', id: 'req-7', ageMs: Number } },
@@ -104,4 +107,10 @@ t.test('closeStarted: a direct fastify.close() aborts the signal; start() then r
   sequence.closed()
   t.match(await sequence.start('late'), { drained: true, closed: true, elapsedMs: 0 })
   t.notOk(events.includes('close'), 'closeApp is not called again')
+})
+
+t.test('closeWebSocketsOnDrain: WebSockets get Going Away when the drain starts', async t => {
+  const { parts, events } = fakeParts({ closeWebSocketsOnDrain: true })
+  await new ShutdownSequence(parts).start('SIGTERM')
+  t.same(events.filter(event => !event.startsWith('log:')).slice(0, 2), ['retire', 'close websockets'])
 })
