@@ -3,7 +3,9 @@
 # Build stage: dev dependencies and the TypeScript compiler stay in this stage.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
+# The example app is an npm workspace: its own runtime dependencies (@fastify/websocket) are not the plugin's.
 COPY package.json package-lock.json ./
+COPY example-app/package.json ./example-app/
 # --ignore-scripts: `prepare` would build before the sources are copied.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
@@ -16,6 +18,7 @@ FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY example-app/package.json ./example-app/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY cerebrium.toml ./

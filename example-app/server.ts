@@ -1,8 +1,10 @@
 // The reference service, deployed on Cerebrium by ../Dockerfile and ../cerebrium.toml.
 // It uses the plugin as any user would: by package name, settings read from cerebrium.toml.
+import websocket from '@fastify/websocket'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import gracefulTermination from 'fastify-graceful-termination'
 import { cerebriumOptions } from 'fastify-graceful-termination/cerebrium'
+import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 interface PredictBody {
@@ -37,6 +39,35 @@ async function predict (request: FastifyRequest<{ Body: PredictBody }>, reply: F
   return { output: [...input].reverse().join(''), ms }
 }
 
+const generateSchema = {
+  body: {
+    type: 'object',
+    properties: {
+      prompt: { type: 'string', maxLength: 10_000, default: '' },
+      n: { type: 'integer', minimum: 1, maximum: 10_000, default: 20 },
+      ms: { type: 'integer', minimum: 0, maximum: 10_000, default: 100 }
+    }
+  }
+} as const
+
+/**
+ * Streamed generation over Server-Sent Events, as an LLM endpoint streams: `n` tokens, one every
+ * `ms`, then a `done` event. The drain lets a generation finish; Fastify stops the generator when
+ * the client hangs up.
+ */
+async function generate (request: FastifyRequest<{ Body: { prompt: string, n: number, ms: number } }>, reply: FastifyReply) {
+  const { prompt, n, ms } = request.body
+  const words = prompt.split(/\s+/).filter(Boolean)
+  async function * events (): AsyncGenerator<string> {
+    for (let index = 0; index < n; index++) {
+      await sleep(ms)
+      yield `data: ${JSON.stringify({ index, token: words[index % words.length] ?? `token-${index}` })}\n\n`
+    }
+    yield 'event: done\ndata: {}\n\n'
+  }
+  return reply.type('text/event-stream').header('cache-control', 'no-cache').send(Readable.from(events()))
+}
+
 const app = Fastify({
   logger: true,
   // A JSON API: "input": 5 is a client's mistake to report with a 400, not a string to guess.
@@ -52,9 +83,16 @@ try {
   const options = maxConcurrency === undefined ? cerebrium.options : { ...cerebrium.options, maxQueue: maxConcurrency }
   app.log.info({ file: cerebrium.file, found: cerebrium.found, ...options, port: cerebrium.port }, 'settings')
   await app.register(gracefulTermination, options)
+  await app.register(websocket)
 
   app.post('/hello', async () => ({ message: 'Hello Cerebrium!' }))
   app.post('/predict', { schema: predictSchema }, predict)
+  app.post('/generate', { schema: generateSchema }, generate)
+  // A realtime session: every message comes back at once. The drain lets it run; at its
+  // deadline the client gets 1001 Going Away.
+  app.get('/realtime', { websocket: true }, socket => {
+    socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }))
+  })
 
   await app.listen({ port: cerebrium.port ?? 8000, host: process.env.HOST || '0.0.0.0' })
 } catch (err) {

@@ -4,6 +4,7 @@ import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
+import WebSocket from 'ws'
 import { fileURLToPath } from 'node:url'
 import { hasMessage, spawnProcess, startCommand, type LogLine, type Teardown } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
@@ -115,6 +116,38 @@ t.test('SIGTERM during /predict: the inference finishes, new connections are ref
   const exit = await app.exited
   t.equal(exit.code, 0)
   t.ok(app.logs.some(hasMessage(/shutdown complete/)))
+})
+
+t.test('SIGTERM during /generate: the generation streams every token, then exit 0', async t => {
+  const app = await startExampleApp(t)
+  const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    http.request({ host: '127.0.0.1', port: app.port, path: '/generate', method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, resolve)
+      .on('error', reject)
+      .end(JSON.stringify({ prompt: 'one two three', n: 15, ms: 60 }))
+  })
+  t.equal(response.headers['content-type'], 'text/event-stream')
+  const chunks: string[] = []
+  response.setEncoding('utf8').on('data', (chunk: string) => chunks.push(chunk))
+  await once(response, 'data')
+  app.kill('SIGTERM')
+  await once(response, 'end')
+  const events = chunks.join('').split('\n\n').filter(Boolean)
+  t.same(events.slice(0, -1).map(event => JSON.parse(event.replace(/^data: /, '')).index), Array.from({ length: 15 }, (_, i) => i), 'every token, in order')
+  t.equal(events.at(-1), 'event: done\ndata: {}', 'then the done event')
+  t.equal((await app.exited).code, 0)
+})
+
+t.test('a /realtime session echoes, and one open at the drain deadline gets 1001 Going Away', async t => {
+  const app = await startExampleApp(t, { env: { GRACE_PERIOD_MS: '2500' } })
+  const session = new WebSocket(`ws://127.0.0.1:${app.port}/realtime`)
+  const closed = once(session, 'close')
+  await once(session, 'open')
+  session.send('hello')
+  t.equal(String((await once(session, 'message'))[0]), 'hello', 'echoed')
+  app.kill('SIGTERM')
+  const [code, reason] = await closed
+  t.same([code, String(reason)], [1001, 'server shutting down'])
+  t.equal((await app.exited).code, 1, 'a session still open at the deadline is cut: exit 1')
 })
 
 t.test('a client that hangs up stops its inference, and the drain does not wait for it', async t => {
