@@ -1,10 +1,12 @@
-import createError from '@fastify/error'
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse, TomlError } from 'smol-toml'
 import { describe, InvalidOptionError, MAX_DURATION_MS, type GracefulTerminationOptions } from './options.js'
 
-export const InvalidCerebriumConfigError = createError(
+// Typed explicitly: an inferred type would name @fastify/error's namespace, which 'bundler'
+// resolution cannot see in the emitted declarations.
+export const InvalidCerebriumConfigError: FastifyErrorConstructor<{ code: 'FST_GRACEFUL_INVALID_CEREBRIUM_CONFIG', statusCode: 500 }, [problem: string, options?: { cause: unknown }]> = createError(
   'FST_GRACEFUL_INVALID_CEREBRIUM_CONFIG',
   'fastify-graceful-termination: %s',
   500,

@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
 
 /** Signals that may start the shutdown: the ones close-with-grace can listen to. */
 export const SUPPORTED_SIGNALS = [
@@ -62,7 +62,9 @@ export function warnAboutOptions ({ gracePeriod }: ResolvedOptions, log: { warn 
   }
 }
 
-export const InvalidOptionError = createError(
+// Typed explicitly: an inferred type would name @fastify/error's namespace, which 'bundler'
+// resolution cannot see in the emitted declarations.
+export const InvalidOptionError: FastifyErrorConstructor<{ code: 'FST_GRACEFUL_INVALID_OPTION', statusCode: 500 }, [option: string, allowed: string, received: string]> = createError(
   'FST_GRACEFUL_INVALID_OPTION',
   'fastify-graceful-termination: option %s must be %s, received %s',
   500,

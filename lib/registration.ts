@@ -1,8 +1,10 @@
-import createError from '@fastify/error'
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
 import type { FastifyInstance } from 'fastify'
 import { realpathSync } from 'node:fs'
 
-export const NotRootError = createError(
+// Typed explicitly: an inferred type would name @fastify/error's namespace, which 'bundler'
+// resolution cannot see in the emitted declarations.
+export const NotRootError: FastifyErrorConstructor<{ code: 'FST_GRACEFUL_NOT_ROOT', statusCode: 500 }, [where: string]> = createError(
   'FST_GRACEFUL_NOT_ROOT',
   'fastify-graceful-termination must be registered on the root instance (the one you call listen() on), ' +
     'not inside an encapsulated plugin%s: requests outside that plugin would be neither counted nor drained. ' +
