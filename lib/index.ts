@@ -105,14 +105,11 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
 
 /**
  * The servers Fastify adds for the other addresses of the host it listens on (`localhost` is
- * 127.0.0.1 and ::1). It keeps them under a private symbol, so they are found by its description.
+ * 127.0.0.1 and ::1). The root instance keeps them under a private symbol, found by its description.
  */
 function extraServers (fastify: FastifyInstance): Server[] {
-  for (let scope: object | null = fastify; scope !== null; scope = Object.getPrototypeOf(scope)) {
-    const symbol = Object.getOwnPropertySymbols(scope).find(key => key.description === 'fastify.serverBindings')
-    if (symbol !== undefined) return (scope as Record<symbol, Server[]>)[symbol] ?? []
-  }
-  return []
+  const symbol = Object.getOwnPropertySymbols(fastify).find(key => key.description === 'fastify.serverBindings')
+  return symbol === undefined ? [] : (fastify as unknown as Record<symbol, Server[]>)[symbol] ?? []
 }
 
 export default fp(gracefulTermination, {
