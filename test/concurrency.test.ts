@@ -7,7 +7,7 @@ import http from 'node:http'
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
-import { hasMessage, startApp, type LogLine } from './helpers/app-process.js'
+import { hasMessage, startApp, urlOf, type LogLine } from './helpers/app-process.js'
 import { failure, openConnections, request, type Response } from './helpers/http.js'
 
 const DEBUG = 20
@@ -23,8 +23,6 @@ function gate (): Gate {
   const opened = new Promise<void>(resolve => { open = resolve })
   return { opened, open }
 }
-
-const urlOf = (line: LogLine): string | undefined => (line.req as { url?: string } | undefined)?.url
 
 /**
  * An app with the plugin, listening on 127.0.0.1:0, whose `/work/:name` handler logs

@@ -8,12 +8,10 @@ import http2 from 'node:http2'
 import net from 'node:net'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { hasMessage, startApp, type AppProcess, type LogLine, type Teardown } from './helpers/app-process.js'
+import { hasMessage, startApp, urlOf, type AppProcess, type Teardown } from './helpers/app-process.js'
 import { failure, openConnections, parseResponses, request } from './helpers/http.js'
 
 const CA = readFileSync(new URL('fixtures/tls/cert.pem', import.meta.url))
-const urlOf = (line: LogLine): string | undefined => (line.req as { url?: string } | undefined)?.url
-
 /** A raw TCP connection that the test closes if it is still open. */
 async function connect (t: Teardown, port: number, host = '127.0.0.1'): Promise<net.Socket> {
   const socket = net.connect(port, host)

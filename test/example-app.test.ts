@@ -6,7 +6,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import { fileURLToPath } from 'node:url'
-import { hasMessage, spawnProcess, startCommand, type LogLine, type Teardown } from './helpers/app-process.js'
+import { hasMessage, spawnProcess, startCommand, urlOf, type LogLine, type Teardown } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
 import { failure, openConnections, request } from './helpers/http.js'
 
@@ -36,7 +36,7 @@ function postJson (port: number, path: string, body: unknown) {
   })
 }
 
-const isRequestFor = (url: string) => (line: LogLine): boolean => (line.req as { url?: string } | undefined)?.url === url
+const isRequestFor = (url: string) => (line: LogLine): boolean => urlOf(line) === url
 const settingsLine = hasMessage(/^settings$/)
 
 t.test('routes', async t => {

@@ -4,10 +4,8 @@ import t, { type Test } from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
 import WebSocket from 'ws'
-import { hasMessage, startApp, type AppProcess, type LogLine } from './helpers/app-process.js'
+import { hasMessage, startApp, urlOf, type AppProcess } from './helpers/app-process.js'
 import { request } from './helpers/http.js'
-
-const urlOf = (line: LogLine): string | undefined => (line.req as { url?: string } | undefined)?.url
 
 interface EventStream {
   /** Every event's text, in order. */

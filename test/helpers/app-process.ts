@@ -133,3 +133,6 @@ export function spawnProcess (t: Teardown, command: string, args: string[], opti
 }
 
 export const hasMessage = (pattern: RegExp) => (line: LogLine): boolean => pattern.test(line.msg ?? '')
+
+/** The URL of the request a log line is about (Fastify's 'incoming request' lines carry it). */
+export const urlOf = (line: LogLine): string | undefined => (line.req as { url?: string } | undefined)?.url
