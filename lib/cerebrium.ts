@@ -1,17 +1,10 @@
-import createError, { type FastifyErrorConstructor } from '@fastify/error'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse, TomlError } from 'smol-toml'
-import { describe, InvalidOptionError, MAX_DURATION_MS, type GracefulTerminationOptions } from './options.js'
+import { InvalidCerebriumConfigError, InvalidOptionError } from './errors.js'
+import { describe, MAX_DURATION_MS, type GracefulTerminationOptions } from './options.js'
 
-// Typed explicitly: an inferred type would name @fastify/error's namespace, which 'bundler'
-// resolution cannot see in the emitted declarations.
-export const InvalidCerebriumConfigError: FastifyErrorConstructor<{ code: 'FST_GRACEFUL_INVALID_CEREBRIUM_CONFIG', statusCode: 500 }, [problem: string, options?: { cause: unknown }]> = createError(
-  'FST_GRACEFUL_INVALID_CEREBRIUM_CONFIG',
-  'fastify-graceful-termination: %s',
-  500,
-  TypeError
-)
+export { InvalidCerebriumConfigError }
 
 /** The plugin options that cerebrium.toml or the environment can set. */
 export type CerebriumDerivedOptions = Pick<GracefulTerminationOptions,

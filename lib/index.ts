@@ -13,8 +13,8 @@ import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './s
 import { InFlightTracker } from './tracker.js'
 import type { WebSocketServerLike } from './websockets.js'
 
-export { InvalidOptionError, type GracefulTerminationOptions, type ShutdownSignal } from './options.js'
-export { NotRootError } from './registration.js'
+export { InvalidOptionError, NotRootError } from './errors.js'
+export type { GracefulTerminationOptions, ShutdownSignal } from './options.js'
 export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
 
 /** `fastify.graceful`: where the instance is in its life, and the levers of its shutdown. */

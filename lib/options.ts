@@ -1,4 +1,4 @@
-import createError, { type FastifyErrorConstructor } from '@fastify/error'
+import { InvalidOptionError } from './errors.js'
 
 /** Signals that may start the shutdown: the ones close-with-grace can listen to. */
 export const SUPPORTED_SIGNALS = [
@@ -61,15 +61,6 @@ export function warnAboutOptions ({ gracePeriod }: ResolvedOptions, log: { warn 
     log.warn({ gracePeriod }, `gracePeriod is ${gracePeriod} ms: it is in milliseconds, did you mean ${gracePeriod * 1000}?`)
   }
 }
-
-// Typed explicitly: an inferred type would name @fastify/error's namespace, which 'bundler'
-// resolution cannot see in the emitted declarations.
-export const InvalidOptionError: FastifyErrorConstructor<{ code: 'FST_GRACEFUL_INVALID_OPTION', statusCode: 500 }, [option: string, allowed: string, received: string]> = createError(
-  'FST_GRACEFUL_INVALID_OPTION',
-  'fastify-graceful-termination: option %s must be %s, received %s',
-  500,
-  TypeError
-)
 
 /** A value as an error message shows it: strings quoted, so "30" and 30 read differently. */
 export function describe (value: unknown): string {

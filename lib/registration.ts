@@ -1,16 +1,6 @@
-import createError, { type FastifyErrorConstructor } from '@fastify/error'
 import type { FastifyInstance } from 'fastify'
 import { realpathSync } from 'node:fs'
-
-// Typed explicitly: an inferred type would name @fastify/error's namespace, which 'bundler'
-// resolution cannot see in the emitted declarations.
-export const NotRootError: FastifyErrorConstructor<{ code: 'FST_GRACEFUL_NOT_ROOT', statusCode: 500 }, [where: string]> = createError(
-  'FST_GRACEFUL_NOT_ROOT',
-  'fastify-graceful-termination must be registered on the root instance (the one you call listen() on), ' +
-    'not inside an encapsulated plugin%s: requests outside that plugin would be neither counted nor drained. ' +
-    'Register it at the top level, or wrap the plugin that registers it with fastify-plugin.',
-  500
-)
+import { NotRootError } from './errors.js'
 
 /**
  * A scope's prototype is its parent; the root's is Object.prototype. Anywhere else only part of
