@@ -66,6 +66,7 @@ export function warnAboutOptions ({ gracePeriod }: ResolvedOptions, log: { warn 
 export function describe (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
+  if (typeof value === 'bigint') return `${value}n`
   try {
     return JSON.stringify(value) ?? typeof value
   } catch {

@@ -243,15 +243,17 @@ t.test('uploads refused while draining get their 503, never a reset', async t =>
 })
 
 t.test('uploads refused for a full queue get their 503, never a reset; an admitted one gets 100 Continue', async t => {
-  const app = await startApp(t, { options: { maxConcurrency: 1, maxQueue: 1 } })
+  const app = await startApp(t, { options: { maxConcurrency: 1, maxQueue: 1, gracePeriod: 2000 } })
   const admitted = await upload(app.port, { expectContinue: true })
   t.same(admitted, { status: 200, continued: true }, 'a request let in is told to send its body')
 
-  const holder = request(app.port, '/slow?ms=30000').catch(() => 'cut at teardown')
+  const holder = request(app.port, '/slow?ms=30000').catch(() => 'cut')
   await app.waitForLog(line => urlOf(line) === '/slow?ms=30000')
-  const queued = request(app.port, '/slow?ms=1').catch(() => 'cut at teardown')
+  const queued = request(app.port, '/slow?ms=1').catch(() => 'cut')
   await app.waitForLog(line => urlOf(line) === '/slow?ms=1')
   await uploadsRefused(t, app.port, 'FST_GRACEFUL_QUEUE_FULL')
-  app.kill('SIGKILL')
-  await Promise.all([holder, queued])
+  // A SIGTERM rather than a kill, so that this process's coverage is written too.
+  app.kill('SIGTERM')
+  t.equal((await app.exited).code, 1, 'the 30 s request was cut at the deadline')
+  t.same(await Promise.all([holder, queued]), ['cut', 'cut'])
 })

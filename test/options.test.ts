@@ -5,6 +5,12 @@ import { Writable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
 import { DEFAULTS, resolveOptions } from '../lib/options.js'
 
+function selfContaining (): object {
+  const value: Record<string, unknown> = {}
+  value.self = value
+  return value
+}
+
 const invalid: Array<[string, Record<string, unknown>, RegExp]> = [
   ['gracePeriod as a string', { gracePeriod: '30s' }, /option gracePeriod must be an integer from 1 to 2147483647, received "30s"/],
   ['gracePeriod NaN', { gracePeriod: NaN }, /option gracePeriod must be an integer from 1 to 2147483647, received NaN/],
@@ -13,6 +19,8 @@ const invalid: Array<[string, Record<string, unknown>, RegExp]> = [
   ['gracePeriod zero', { gracePeriod: 0 }, /option gracePeriod .* received 0/],
   ['gracePeriod fractional', { gracePeriod: 1.5 }, /option gracePeriod .* received 1.5/],
   ['gracePeriod Infinity', { gracePeriod: Infinity }, /option gracePeriod .* received Infinity/],
+  ['gracePeriod a BigInt', { gracePeriod: 30000n }, /option gracePeriod .* received 30000n/],
+  ['readyPath an object that contains itself', { readyPath: selfContaining() }, /option readyPath .* received object/],
   ['readinessDelay negative', { readinessDelay: -5 }, /option readinessDelay must be an integer >= 0, received -5/],
   ['readinessDelay equal to gracePeriod', { gracePeriod: 5000, readinessDelay: 5000 }, /option readinessDelay must be less than gracePeriod \(5000\), received 5000/],
   ['readinessDelay above the default gracePeriod', { readinessDelay: 60_000 }, /option readinessDelay must be less than gracePeriod \(30000\), received 60000/],

@@ -4,7 +4,8 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { fileURLToPath } from 'node:url'
 import gracefulTermination from '../lib/index.js'
-import { fixturePath, hasMessage, spawnProcess, startApp, startCommand } from './helpers/app-process.js'
+import { startedByFastifyCli } from '../lib/registration.js'
+import { fixtureArgs, fixturePath, hasMessage, spawnProcess, startApp, startCommand } from './helpers/app-process.js'
 import { request } from './helpers/http.js'
 
 t.test('registered inside an encapsulated plugin: a coded error at register time', async t => {
@@ -17,7 +18,7 @@ t.test('registered inside an encapsulated plugin: a coded error at register time
 })
 
 t.test('an app that registers it inside an encapsulated plugin does not start', async t => {
-  const app = spawnProcess(t, process.execPath, ['--import', 'tsx', fixturePath('app.ts')], {
+  const app = spawnProcess(t, process.execPath, fixtureArgs('app.ts'), {
     env: { ...process.env, FIXTURE_SCOPE: 'child' }
   })
   const outcome = await Promise.race([
@@ -29,7 +30,7 @@ t.test('an app that registers it inside an encapsulated plugin does not start', 
 })
 
 t.test('SIGTERM while the app is still starting: exit 0 at once, and it says so', async t => {
-  const app = spawnProcess(t, process.execPath, ['--import', 'tsx', fixturePath('app.ts')], {
+  const app = spawnProcess(t, process.execPath, fixtureArgs('app.ts'), {
     env: { ...process.env, FIXTURE_BOOT_MS: '3000', FIXTURE_OPTIONS: JSON.stringify({ gracePeriod: 30_000 }) }
   })
   await app.waitForLog(hasMessage(/loading the model/))
@@ -84,6 +85,17 @@ t.test('with Fastify\'s default logger: false, an exit 1 still says why on stder
   t.notOk(app.logs.some(line => line.plugin !== undefined), 'nothing of the plugin on stdout')
 })
 
+t.test('with logger: false, an error on stderr has its type, message and stack, as pino writes it', async t => {
+  const app = await startApp(t, { fastify: { logger: false }, env: { FIXTURE_FAILING_ON_CLOSE: '1' } })
+  app.kill('SIGTERM')
+  t.equal((await app.exited).code, 1)
+  const lines = app.stderr.join('').trim().split('\n').map(line => JSON.parse(line))
+  t.match(lines.find(line => /fastify\.close\(\) failed/.test(line.msg)), {
+    level: 50,
+    err: { type: 'Error', message: 'the pool refused to close', stack: /at / }
+  })
+})
+
 t.test('started by fastify-cli: a warning with the fix', async t => {
   const cli = fileURLToPath(new URL('../node_modules/.bin/fastify', import.meta.url))
   const app = await startCommand(t, process.execPath, [cli, 'start', '-l', 'info', '-a', '127.0.0.1', fixturePath('cli-app.mjs')], {
@@ -93,6 +105,10 @@ t.test('started by fastify-cli: a warning with the fix', async t => {
   const warning = app.logs.find(hasMessage(/fastify-cli/))
   t.match(warning, { level: 40, plugin: 'fastify-graceful-termination', msg: /calls fastify\.close\(\) at once.*Start the app with node/ })
   t.same((await request(app.port, '/hello')).json(), { hello: 'world' }, 'the app itself runs')
+})
+
+t.test('a script path that cannot be resolved is not fastify-cli', async t => {
+  t.equal(startedByFastifyCli('/no/such/node_modules/fastify-cli/cli.js'), false)
 })
 
 t.test('started by node: no fastify-cli warning', async t => {

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import autocannon from 'autocannon'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { fixturePath, hasMessage, startCommand, startNodeApp, type AppProcess, type Exit, type LogLine } from '../helpers/app-process.js'
+import { fixtureArgs, hasMessage, startCommand, startNodeApp, type AppProcess, type Exit, type LogLine } from '../helpers/app-process.js'
 import { exampleAppEnv } from '../helpers/example-app.js'
 import { cerebriumOptions } from '../../lib/cerebrium.js'
 import { findHaproxy, startHaproxy } from '../helpers/haproxy.js'
@@ -154,7 +154,7 @@ function cutRequests (logs: LogLine[]): number {
 // run twice instead. What the plugin prevents is the cut itself, counted here from the bare
 // replicas' own logs; with the plugin, exit code 0 says every request in flight was answered.
 t.test('the same rolling update against bare Fastify, for comparison (its failures do not fail the suite)', { skip: missing }, async t => {
-  const { result, stops } = await rollingUpdate(t, () => startNodeApp(t, ['--import', 'tsx', fixturePath('service.ts')], {
+  const { result, stops } = await rollingUpdate(t, () => startNodeApp(t, fixtureArgs('service.ts'), {
     LOG_REQUESTS: '1'
   }))
 

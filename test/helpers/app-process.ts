@@ -38,6 +38,15 @@ export interface Teardown {
 
 export const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
+// A fixture runs under the TypeScript loader that runs this file (tap's, in the suite), so each
+// source file is compiled one way in every process and the coverage of all of them merges. tsx's
+// output, a few long lines per file, would count every line of a file as covered once it loads.
+const typeScriptLoader = process.execArgv.filter(arg => /^--import=.*typescript/.test(arg))
+
+/** `node` arguments that run a TypeScript fixture. */
+export const fixtureArgs = (name: string): string[] =>
+  [...(typeScriptLoader.length > 0 ? typeScriptLoader : ['--import', 'tsx']), fixturePath(name)]
+
 const LISTENING = /Server listening at https?:\/\/127\.0\.0\.1:(\d+)/
 
 /**
@@ -51,7 +60,7 @@ export async function startApp (t: Teardown, {
   instances = 1,
   env = {}
 }: { fixture?: string, options?: object, fastify?: object, instances?: number, env?: NodeJS.ProcessEnv } = {}): Promise<AppProcess> {
-  const app = spawnProcess(t, process.execPath, ['--import', 'tsx', fixturePath(fixture)], {
+  const app = spawnProcess(t, process.execPath, fixtureArgs(fixture), {
     env: {
       ...process.env,
       ...env,
@@ -80,7 +89,7 @@ async function listeningPort (app: Pick<AppProcess, 'waitForLog'>, match: (line:
   return Number(LISTENING.exec(listening.msg!)![1])
 }
 
-/** Runs `node ...args` (a built app, or a fixture through tsx) with env added to this process's. */
+/** Runs `node ...args` (a built app, or a fixture) with env added to this process's. */
 export function startNodeApp (t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}): Promise<AppProcess> {
   return startCommand(t, process.execPath, args, { env: { ...process.env, ...env } })
 }

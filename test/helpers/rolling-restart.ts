@@ -2,7 +2,7 @@
 // and bench/nginx-rolling-restart, which runs the same scenario with more variants.
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fixturePath, startNodeApp, type AppProcess, type Exit, type Teardown } from './app-process.js'
+import { fixtureArgs, startNodeApp, type AppProcess, type Exit, type Teardown } from './app-process.js'
 import { startNginx } from './nginx.js'
 import { freePort, waitUntilListenable } from './system.js'
 
@@ -211,7 +211,7 @@ export async function rollingRestartBehindNginx (t: Teardown, nginxBinary: strin
   const env = plugin === 'bare' ? { GRACEFUL: '0' } : { GRACEFUL: '1', PLUGIN_OPTIONS: JSON.stringify(plugin) }
   const gracePeriod = plugin === 'bare' ? 0 : plugin.gracePeriod
   const startReplica = (port: number): Promise<AppProcess> =>
-    startNodeApp(t, ['--import', 'tsx', fixturePath('service.ts')], { ...env, PORT: String(port) })
+    startNodeApp(t, fixtureArgs('service.ts'), { ...env, PORT: String(port) })
 
   const ports = await Promise.all(Array.from({ length: REPLICAS }, freePort))
   const replicas = await Promise.all(ports.map(startReplica))
