@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse, TomlError } from 'smol-toml'
 import { InvalidCerebriumConfigError, InvalidOptionError } from './errors.js'
-import { describe, MAX_DURATION_MS, type GracefulTerminationOptions } from './options.js'
+import { formatValue, integer, MAX_DURATION_MS, routePath, type Check, type Fail, type GracefulTerminationOptions } from './options.js'
 
 export { InvalidCerebriumConfigError }
 
@@ -40,14 +40,19 @@ const ENV_OVERRIDES = [
 ] as const
 
 type Table = Record<string, unknown>
-type Fail = (allowed: string) => never
+
+/** Only a TOML integer is one (parsed as a BigInt): 900.0 is a float, and is refused. */
+const tomlInteger = (value: unknown): number => typeof value === 'bigint' ? Number(value) : NaN
+
+/** An empty endpoint is Cerebrium's way of saying "probe over TCP": the plugin then keeps its own route. */
+const endpoint: Check<string | undefined> = (value, fail) => value === '' ? undefined : routePath(value, fail)
 
 /** A toml key that sets a plugin option, and what goes wrong when the app disagrees with it. */
 interface TomlOption {
   key: string
   option: keyof CerebriumDerivedOptions
   /** The option's value for the toml's; calls fail() with what is allowed when that is wrong. */
-  toOption (value: unknown, fail: Fail): number | string | undefined
+  toOption: Check<number | string | undefined>
   consequence: string
 }
 
@@ -55,13 +60,13 @@ const TOML_OPTIONS: TomlOption[] = [
   {
     key: 'cerebrium.scaling.response_grace_period',
     option: 'gracePeriod',
-    toOption: (value, fail) => integer(value, 1, Math.floor(MAX_DURATION_MS / 1000), fail) * 1000,
+    toOption: (value, fail) => integer(1, Math.floor(MAX_DURATION_MS / 1000))(tomlInteger(value), fail) * 1000,
     consequence: 'Cerebrium sends SIGKILL response_grace_period seconds after SIGTERM, and the drain must end before it'
   },
   {
     key: 'cerebrium.scaling.replica_concurrency',
     option: 'maxConcurrency',
-    toOption: (value, fail) => integer(value, 1, Number.MAX_SAFE_INTEGER, fail),
+    toOption: (value, fail) => integer(1, Number.MAX_SAFE_INTEGER)(tomlInteger(value), fail),
     consequence: 'Cerebrium routes up to replica_concurrency requests at once to each replica; ' +
       'keep them equal, or the replica refuses work it was sent, or runs more than it was sized for'
   },
@@ -113,8 +118,8 @@ export function cerebriumOptions ({
     const source = fromEnv.find(override => override.option === setting.option)?.name ?? "the app's options"
     const converted = setting.tomlValue === setting.optionValue ? '' : ` (${setting.optionValue})`
     warn(log, { option: setting.option, value, source, tomlKey: setting.key, tomlValue: setting.tomlValue, file: path },
-      `${setting.option} is ${describe(value)} (from ${source}) but ${path} has ` +
-      `${setting.key} = ${describe(setting.tomlValue)}${converted}: ${setting.consequence}`)
+      `${setting.option} is ${formatValue(value)} (from ${source}) but ${path} has ` +
+      `${setting.key} = ${formatValue(setting.tomlValue)}${converted}: ${setting.consequence}`)
   }
 
   return {
@@ -147,7 +152,7 @@ function readToml (path: string): { found: boolean, settings: TomlSetting[], por
 
   const settings = TOML_OPTIONS.flatMap(({ key, option, toOption, consequence }): TomlSetting[] => {
     const value = lookup(path, document, key)
-    const optionValue = value === undefined ? undefined : toOption(value, allowed => invalid(path, key, allowed, value))
+    const optionValue = value === undefined ? undefined : toOption(value, invalidToml(path, key, value))
     if (optionValue === undefined) return []
     return [{ option, key, tomlValue: typeof value === 'bigint' ? Number(value) : optionValue, optionValue, consequence }]
   })
@@ -155,11 +160,12 @@ function readToml (path: string): { found: boolean, settings: TomlSetting[], por
   return {
     found: true,
     settings,
-    port: port === undefined ? undefined : integer(port, 1, 65_535, allowed => invalid(path, PORT_KEY, allowed, port))
+    port: port === undefined ? undefined : integer(1, 65_535)(tomlInteger(port), invalidToml(path, PORT_KEY, port))
   }
 }
 
-function invalid (path: string, key: string, allowed: string, value: unknown): never {
+/** The fail() of a toml key: an error naming the file, the key and the value as it was written. */
+const invalidToml = (path: string, key: string, value: unknown): Fail => allowed => {
   throw new InvalidCerebriumConfigError(`${path}: ${key} must be ${allowed}, received ${describeToml(value)}`)
 }
 
@@ -170,7 +176,7 @@ function describeToml (value: unknown): string {
   if (typeof value === 'object' && value !== null) {
     return JSON.stringify(value, (_key, item: unknown) => typeof item === 'bigint' ? Number(item) : item)
   }
-  return describe(value)
+  return formatValue(value)
 }
 
 /** The value at a dotted key, or undefined; each step on the way must be a table. */
@@ -180,22 +186,10 @@ function lookup (path: string, document: Table, key: string): unknown {
   for (const [depth, part] of parts.entries()) {
     if (value === undefined) return undefined
     if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date) {
-      invalid(path, parts.slice(0, depth).join('.'), 'a table', value)
+      invalidToml(path, parts.slice(0, depth).join('.'), value)('a table')
     }
     value = (value as Table)[part]
   }
-  return value
-}
-
-function integer (value: unknown, min: number, max: number, fail: Fail): number {
-  if (typeof value !== 'bigint' || value < min || value > max) fail(`an integer from ${min} to ${max}`)
-  return Number(value)
-}
-
-/** An empty endpoint is Cerebrium's way of saying "probe over TCP": the plugin then keeps its own route. */
-function endpoint (value: unknown, fail: Fail): string | undefined {
-  if (value === '') return undefined
-  if (typeof value !== 'string' || !value.startsWith('/')) fail('a path starting with "/"')
   return value
 }
 
@@ -203,11 +197,9 @@ function endpoint (value: unknown, fail: Fail): string | undefined {
 function envInteger (env: Record<string, string | undefined>, name: string, min: number, max: number): number | undefined {
   const raw = env[name]
   if (raw === undefined || raw === '') return undefined
-  const value = Number(raw)
-  if (!/^\d+$/.test(raw) || value < min || value > max) {
-    throw new InvalidOptionError(`${name} (environment variable)`, `an integer from ${min} to ${max}`, describe(raw))
-  }
-  return value
+  return integer(min, max)(/^\d+$/.test(raw) ? Number(raw) : NaN, allowed => {
+    throw new InvalidOptionError(`${name} (environment variable)`, allowed, formatValue(raw))
+  })
 }
 
 function warn (log: CerebriumOptionsInput['log'], fields: object, message: string): void {

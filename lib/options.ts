@@ -63,7 +63,7 @@ export function warnAboutOptions ({ gracePeriod }: ResolvedOptions, log: { warn 
 }
 
 /** A value as an error message shows it: strings quoted, so "30" and 30 read differently. */
-export function describe (value: unknown): string {
+export function formatValue (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
   if (typeof value === 'bigint') return `${value}n`
@@ -74,49 +74,60 @@ export function describe (value: unknown): string {
   }
 }
 
-function fail (name: string, allowed: string, value: unknown): never {
-  throw new InvalidOptionError(name, allowed, describe(value))
-}
+/**
+ * The checks every setting goes through, whatever it comes from (options, cerebrium.toml, the
+ * environment): each returns the value it accepts, or calls fail() with what is allowed, and
+ * the caller's fail() throws the error of its source, naming the setting and the value.
+ */
+export type Fail = (allowed: string) => never
+export type Check<Value> = (value: unknown, fail: Fail) => Value
 
 /** Node's longest timer: a longer delay fires at once, so a longer duration is an error. */
 export const MAX_DURATION_MS = 2_147_483_647
 
-function integer (name: string, value: unknown, min: number, max = Infinity): number {
+export const integer = (min: number, max = Infinity): Check<number> => (value, fail) => {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    fail(name, max === Infinity ? `an integer >= ${min}` : `an integer from ${min} to ${max}`, value)
+    fail(max === Infinity ? `an integer >= ${min}` : `an integer from ${min} to ${max}`)
   }
-  return value
+  return value as number
 }
 
-function routePath (name: string, value: unknown): string | false {
-  if (value === false) return false
-  if (typeof value !== 'string' || !value.startsWith('/')) {
-    fail(name, 'a path starting with "/" or false', value)
-  }
-  return value
+export const routePath: Check<string> = (value, fail) => {
+  if (typeof value !== 'string' || !value.startsWith('/')) fail('a path starting with "/"')
+  return value as string
 }
 
-function oneOf<Value extends string> (name: string, value: unknown, allowed: readonly Value[]): Value {
-  if (!allowed.includes(value as Value)) fail(name, `one of ${allowed.map(describe).join(', ')}`, value)
+const orFalse = <Value>(check: Check<Value>): Check<Value | false> => (value, fail) =>
+  value === false ? false : check(value, allowed => fail(`${allowed} or false`))
+
+const oneOf = <Value extends string>(allowed: readonly Value[]): Check<Value> => (value, fail) => {
+  if (!allowed.includes(value as Value)) fail(`one of ${allowed.map(formatValue).join(', ')}`)
   return value as Value
 }
 
 /** One or more complete SSE lines, ending with the blank line that ends an event. */
-function sseEvent (value: unknown): string | false {
-  if (value === false) return false
+const sseEvent: Check<string> = (value, fail) => {
   if (typeof value !== 'string' || !value.endsWith('\n\n') || value.length === 2) {
-    fail('sseFinalEvent', 'an event ending with a blank line ("event: x\\ndata: y\\n\\n") or false', value)
+    fail('an event ending with a blank line ("event: x\\ndata: y\\n\\n")')
   }
-  return value
+  return value as string
 }
 
-function signalList (value: unknown): ShutdownSignal[] {
-  const allowed = `a non-empty array of ${SUPPORTED_SIGNALS.join(', ')}`
-  if (!Array.isArray(value) || value.length === 0) fail('signals', allowed, value)
-  for (const signal of value) {
-    if (!SUPPORTED_SIGNALS.includes(signal)) fail('signals', allowed, value)
+const signalList: Check<ShutdownSignal[]> = (value, fail) => {
+  if (!Array.isArray(value) || value.length === 0 || !value.every(signal => SUPPORTED_SIGNALS.includes(signal))) {
+    fail(`a non-empty array of ${SUPPORTED_SIGNALS.join(', ')}`)
   }
   return [...new Set(value as ShutdownSignal[])]
+}
+
+const plainObject: Check<Record<string, unknown>> = (value, fail) =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) ? value as Record<string, unknown> : fail('an object')
+
+const boolean: Check<boolean> = (value, fail) => typeof value === 'boolean' ? value : fail('a boolean')
+
+/** The fail() of a plugin option: a TypeError with the FST_GRACEFUL_INVALID_OPTION code. */
+const invalidOption = (name: string, value: unknown): Fail => allowed => {
+  throw new InvalidOptionError(name, allowed, formatValue(value))
 }
 
 /**
@@ -124,41 +135,34 @@ function signalList (value: unknown): ShutdownSignal[] {
  * with the option, the value and what is allowed, never halfway through a shutdown.
  */
 export function resolveOptions (input: unknown = {}): ResolvedOptions {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    fail('(options)', 'an object', input)
+  const known = Object.keys(DEFAULTS)
+  const given = Object.entries(plainObject(input, invalidOption('(options)', input)))
+  for (const [key, value] of given) {
+    if (!known.includes(key)) invalidOption(key, value)(`one of ${known.join(', ')} (unknown option)`)
   }
-  const known = new Set(Object.keys(DEFAULTS))
-  for (const key of Object.keys(input)) {
-    if (!known.has(key)) fail(key, `one of ${[...known].join(', ')} (unknown option)`, (input as Record<string, unknown>)[key])
-  }
-  const given = Object.fromEntries(
-    Object.entries(input).filter(([, value]) => value !== undefined)
-  ) as GracefulTerminationOptions
-  const options = { ...DEFAULTS, ...given }
+  const options: Record<string, unknown> = { ...DEFAULTS, ...Object.fromEntries(given.filter(([, value]) => value !== undefined)) }
+  const option = <Value>(name: keyof ResolvedOptions, check: Check<Value>): Value =>
+    check(options[name], invalidOption(name, options[name]))
 
-  const gracePeriod = integer('gracePeriod', options.gracePeriod, 1, MAX_DURATION_MS)
-  const readinessDelay = integer('readinessDelay', options.readinessDelay, 0)
+  const gracePeriod = option('gracePeriod', integer(1, MAX_DURATION_MS))
+  const readinessDelay = option('readinessDelay', integer(0))
   if (readinessDelay >= gracePeriod) {
-    fail('readinessDelay', `less than gracePeriod (${gracePeriod})`, readinessDelay)
+    invalidOption('readinessDelay', readinessDelay)(`less than gracePeriod (${gracePeriod})`)
   }
-  const maxConcurrency = options.maxConcurrency === Infinity
-    ? Infinity
-    : integer('maxConcurrency', options.maxConcurrency, 1)
+  const maxConcurrency = options.maxConcurrency === Infinity ? Infinity : option('maxConcurrency', integer(1))
   // A queue setting that can never apply is a mistake to report at boot, not to ignore.
-  const maxQueue = integer('maxQueue', options.maxQueue, 0)
+  const maxQueue = option('maxQueue', integer(0))
   if (maxQueue > 0 && maxConcurrency === Infinity) {
-    fail('maxQueue', '0 while maxConcurrency is unlimited (set maxConcurrency to queue)', maxQueue)
+    invalidOption('maxQueue', maxQueue)('0 while maxConcurrency is unlimited (set maxConcurrency to queue)')
   }
-  const queueTimeout = integer('queueTimeout', options.queueTimeout, 0, MAX_DURATION_MS)
+  const queueTimeout = option('queueTimeout', integer(0, MAX_DURATION_MS))
   if (queueTimeout > 0 && maxQueue === 0) {
-    fail('queueTimeout', '0 while maxQueue is 0 (no request ever waits)', queueTimeout)
+    invalidOption('queueTimeout', queueTimeout)('0 while maxQueue is 0 (no request ever waits)')
   }
-  if (typeof options.handleSignals !== 'boolean') fail('handleSignals', 'a boolean', options.handleSignals)
-
-  const readyPath = routePath('readyPath', options.readyPath)
-  const healthPath = routePath('healthPath', options.healthPath)
+  const readyPath = option('readyPath', orFalse(routePath))
+  const healthPath = option('healthPath', orFalse(routePath))
   if (readyPath !== false && readyPath === healthPath) {
-    fail('healthPath', `a path other than readyPath (${readyPath}) or false`, healthPath)
+    invalidOption('healthPath', healthPath)(`a path other than readyPath (${readyPath}) or false`)
   }
 
   return {
@@ -169,10 +173,10 @@ export function resolveOptions (input: unknown = {}): ResolvedOptions {
     maxConcurrency,
     maxQueue,
     queueTimeout,
-    retryAfter: integer('retryAfter', options.retryAfter, 0),
-    signals: signalList(options.signals),
-    handleSignals: options.handleSignals,
-    closeWebSockets: oneOf('closeWebSockets', options.closeWebSockets, ['at-deadline', 'on-drain']),
-    sseFinalEvent: sseEvent(options.sseFinalEvent)
+    retryAfter: option('retryAfter', integer(0)),
+    signals: option('signals', signalList),
+    handleSignals: option('handleSignals', boolean),
+    closeWebSockets: option('closeWebSockets', oneOf(['at-deadline', 'on-drain'] as const)),
+    sseFinalEvent: option('sseFinalEvent', orFalse(sseEvent))
   }
 }
