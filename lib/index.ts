@@ -51,7 +51,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   warnAboutOptions(options, log)
 
   const tracker = new InFlightTracker<FastifyReply>({
-    describe: ({ request }) => ({ method: request.method, url: request.url, id: request.id }),
+    requestInfo: ({ request }) => ({ method: request.method, url: request.url, id: request.id }),
     onTaskRejected: err => log.error({ err }, 'tracked work rejected')
   })
   const limit = Number.isFinite(options.maxConcurrency) ? new ConcurrencyLimit(options) : undefined

@@ -19,7 +19,7 @@ export interface Logger {
   error (obj: object, msg: string): void
 }
 
-export interface ShutdownParts {
+export interface ShutdownOptions {
   /** What the sequence reads of the tracker: it waits on it and reports it, never changes it. */
   tracker: Pick<InFlightTracker, 'activeRequests' | 'pendingTasks' | 'pending' | 'whenIdle'>
   gracePeriod: number
@@ -71,19 +71,19 @@ function startTimer (ms: number): Timer {
 }
 
 /**
- * The shutdown sequence of DESIGN.md, from the first signal to the closed instance. It decides
- * when; the parts it is given do the work, so it can be driven without a server or a process.
+ * The shutdown, from the first signal to the closed instance (README, "The shutdown sequence").
+ * It decides when; what it is given does the work, so it runs without a server or a process.
  */
 export class ShutdownSequence {
   #state: LifecycleState = 'serving'
   #accepting = true
   readonly #abort = new AbortController()
   readonly #timers = new Set<Timer>()
-  readonly #parts: ShutdownParts
+  readonly #options: ShutdownOptions
   #outcome: Promise<ShutdownOutcome> | undefined
 
-  constructor (parts: ShutdownParts) {
-    this.#parts = parts
+  constructor (options: ShutdownOptions) {
+    this.#options = options
   }
 
   get state (): LifecycleState { return this.#state }
@@ -105,7 +105,7 @@ export class ShutdownSequence {
     if (this.#state !== 'serving') return
     this.#state = 'closing'
     this.#abort.abort(new Error('fastify.close() called'))
-    this.#parts.log.info({ activeRequests: this.#parts.tracker.activeRequests }, 'fastify.close() called: closing without the graceful drain')
+    this.#options.log.info({ activeRequests: this.#options.tracker.activeRequests }, 'fastify.close() called: closing without the graceful drain')
   }
 
   closed (): void {
@@ -114,7 +114,7 @@ export class ShutdownSequence {
   }
 
   async #run (reason: string): Promise<ShutdownOutcome> {
-    const { tracker, log, gracePeriod, readinessDelay } = this.#parts
+    const { tracker, log, gracePeriod, readinessDelay } = this.#options
     const startedAt = performance.now()
     const elapsedMs = (): number => Math.round(performance.now() - startedAt)
     const budget = gracePeriodBudget(gracePeriod)
@@ -133,9 +133,9 @@ export class ShutdownSequence {
       readinessDelay,
       drainDeadlineMs: budget.drainMs
     }, 'shutdown started: readiness now answers 503')
-    this.#parts.connections.retire()
-    if (this.#parts.closeWebSocketsOnDrain) {
-      const webSockets = this.#parts.connections.closeWebSockets().length
+    this.#options.connections.retire()
+    if (this.#options.closeWebSocketsOnDrain) {
+      const webSockets = this.#options.connections.closeWebSockets().length
       if (webSockets > 0) log.info({ webSockets }, 'sent 1001 Going Away to every open WebSocket')
     }
 
@@ -149,7 +149,7 @@ export class ShutdownSequence {
 
     let closeBudgetMs = budget.closeMs
     if (drained) {
-      const closedIdleConnections = this.#parts.connections.closeIdle()
+      const closedIdleConnections = this.#options.connections.closeIdle()
       log.info({ elapsedMs: elapsedMs(), closedIdleConnections }, 'drained: no request or tracked task in flight')
     } else {
       const pending = tracker.pending()
@@ -160,13 +160,13 @@ export class ShutdownSequence {
       const endingStartedAt = performance.now()
       await this.#endLongLived(Math.floor(budget.closeMs / 2))
       closeBudgetMs -= Math.round(performance.now() - endingStartedAt)
-      this.#parts.connections.destroyAll()
+      this.#options.connections.destroyAll()
     }
 
     if (this.#state === 'draining') this.#state = 'closing'
     const closeDeadline = this.#timer(closeBudgetMs)
     const closing = await Promise.race([
-      this.#parts.closeApp().then(() => 'closed' as const, (err: unknown) => {
+      this.#options.closeApp().then(() => 'closed' as const, (err: unknown) => {
         log.error({ err, elapsedMs: elapsedMs() }, 'fastify.close() failed')
         return 'failed' as const
       }),
@@ -188,7 +188,7 @@ export class ShutdownSequence {
    * and end, WebSockets get 1001 Going Away and up to waitMs for their closing handshake.
    */
   async #endLongLived (waitMs: number): Promise<void> {
-    const { connections, log } = this.#parts
+    const { connections, log } = this.#options
     const eventStreams = connections.endEventStreams()
     const webSockets = connections.closeWebSockets()
     if (eventStreams + webSockets.length === 0) return
@@ -199,18 +199,18 @@ export class ShutdownSequence {
   async #delayThenDrain (readinessDelay: number, elapsedMs: () => number): Promise<true> {
     if (readinessDelay > 0) await this.#timer(readinessDelay).elapsed
     this.#stopAccepting(elapsedMs)
-    await this.#parts.tracker.whenIdle()
+    await this.#options.tracker.whenIdle()
     return true
   }
 
   #stopAccepting (elapsedMs: () => number): void {
     if (!this.#accepting) return
     this.#accepting = false
-    this.#parts.connections.stopAccepting()
-    this.#parts.log.info({
+    this.#options.connections.stopAccepting()
+    this.#options.log.info({
       elapsedMs: elapsedMs(),
-      activeRequests: this.#parts.tracker.activeRequests,
-      pendingTasks: this.#parts.tracker.pendingTasks
+      activeRequests: this.#options.tracker.activeRequests,
+      pendingTasks: this.#options.tracker.pendingTasks
     }, 'stopped accepting connections; waiting for in-flight work')
   }
 

@@ -14,9 +14,9 @@ export interface PendingWork {
   ageMs: number
 }
 
-export interface TrackerParts<Request> {
+export interface TrackerOptions<Request> {
   /** What the log of a drain that ran out of time says of a request; only called then. */
-  describe (request: Request): RequestInfo
+  requestInfo (request: Request): RequestInfo
   onTaskRejected? (error: unknown): void
 }
 
@@ -29,14 +29,9 @@ export class InFlight<Request> {
 }
 
 /**
- * Knows what is in flight: requests between their start and the close of their response,
- * and background work passed to track(). The drain waits on it; it knows nothing of Fastify.
- *
- * Each request is a link in a list, not a tick of a counter, so that ending the same request
- * twice cannot push the count out of true, and what is pending can be listed at the deadline.
- * A list rather than a Map: begin and end run for every request, and the list costs them one
- * small object and no hashing (keying a Map by Fastify's reply objects measurably cost
- * throughput). Nothing is built for a log line that a clean drain never writes.
+ * What is in flight: requests from begin() to end(), and work passed to track(); the drain waits
+ * on it. A linked list, not a counter, so a request ended twice counts once and what is still
+ * pending can be listed at the deadline; not a Map, because hashing every request cost throughput.
  */
 export class InFlightTracker<Request extends object = object> {
   #oldest: InFlight<Request> | undefined = undefined
@@ -44,11 +39,11 @@ export class InFlightTracker<Request extends object = object> {
   #activeRequests = 0
   readonly #tasks = new Map<Promise<unknown>, number>()
   #idleWaiters: Array<() => void> = []
-  readonly #describe: (request: Request) => RequestInfo
+  readonly #requestInfo: (request: Request) => RequestInfo
   readonly #onTaskRejected: (error: unknown) => void
 
-  constructor ({ describe, onTaskRejected = () => {} }: TrackerParts<Request>) {
-    this.#describe = describe
+  constructor ({ requestInfo, onTaskRejected = () => {} }: TrackerOptions<Request>) {
+    this.#requestInfo = requestInfo
     this.#onTaskRejected = onTaskRejected
   }
 
@@ -99,11 +94,6 @@ export class InFlightTracker<Request extends object = object> {
     return work
   }
 
-  /** The requests in flight, oldest first. */
-  * requests (): Generator<Request> {
-    for (let entry = this.#oldest; entry !== undefined; entry = entry.next) yield entry.request
-  }
-
   /** Resolves as soon as nothing is in flight (at once if nothing is). */
   whenIdle (): Promise<void> {
     if (this.idle) return Promise.resolve()
@@ -115,7 +105,7 @@ export class InFlightTracker<Request extends object = object> {
     const now = performance.now()
     const requests: PendingWork[] = []
     for (let entry = this.#oldest; entry !== undefined; entry = entry.next) {
-      requests.push({ kind: 'request', ...this.#describe(entry.request), ageMs: Math.round(now - entry.startedAt) })
+      requests.push({ kind: 'request', ...this.#requestInfo(entry.request), ageMs: Math.round(now - entry.startedAt) })
     }
     const tasks: PendingWork[] = [...this.#tasks.values()].map(startedAt => ({
       kind: 'task', ageMs: Math.round(now - startedAt)

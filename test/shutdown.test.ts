@@ -1,9 +1,9 @@
 // The shutdown sequence alone, driven through fake parts: no server, no process.
 import t from 'tap'
-import { gracePeriodBudget, ShutdownSequence, type ShutdownParts } from '../lib/shutdown.js'
+import { gracePeriodBudget, ShutdownSequence, type ShutdownOptions } from '../lib/shutdown.js'
 import { InFlightTracker, type RequestInfo } from '../lib/tracker.js'
 
-function fakeParts (overrides: Partial<ShutdownParts> = {}) {
+function fakeParts (overrides: Partial<ShutdownOptions> = {}) {
   const events: string[] = []
   const logs: Array<{ level: string, msg: string, fields: object }> = []
   const logWatchers: Array<{ pattern: RegExp, resolve: () => void }> = []
@@ -13,8 +13,8 @@ function fakeParts (overrides: Partial<ShutdownParts> = {}) {
     for (const watcher of logWatchers.filter(w => w.pattern.test(msg))) watcher.resolve()
   }
   const logged = (pattern: RegExp): Promise<void> => new Promise(resolve => { logWatchers.push({ pattern, resolve }) })
-  const tracker = new InFlightTracker<RequestInfo>({ describe: request => request })
-  const parts: ShutdownParts = {
+  const tracker = new InFlightTracker<RequestInfo>({ requestInfo: request => request })
+  const parts: ShutdownOptions = {
     tracker,
     gracePeriod: 10_000,
     readinessDelay: 0,

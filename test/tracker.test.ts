@@ -5,7 +5,7 @@ import { InFlightTracker, type RequestInfo } from '../lib/tracker.js'
 const request = (id: string): RequestInfo => ({ method: 'GET', url: `/${id}`, id })
 /** A tracker of plain request objects that describe themselves. */
 const tracker = (onTaskRejected?: (error: unknown) => void) =>
-  new InFlightTracker<RequestInfo>({ describe: info => info, onTaskRejected })
+  new InFlightTracker<RequestInfo>({ requestInfo: info => info, onTaskRejected })
 
 t.test('counts begun requests; ending one twice changes nothing; lists them oldest first', async t => {
   const inFlight = tracker()
@@ -13,22 +13,22 @@ t.test('counts begun requests; ending one twice changes nothing; lists them olde
   const b = inFlight.begin(request('b'))
   const c = inFlight.begin(request('c'))
   t.equal(inFlight.activeRequests, 3)
-  t.same([...inFlight.requests()].map(r => r.id), ['a', 'b', 'c'])
+  t.same(inFlight.pending().map(work => work.id), ['a', 'b', 'c'])
   inFlight.end(b)
   inFlight.end(b)
   t.equal(inFlight.activeRequests, 2, 'a second end of the same request is ignored')
-  t.same([...inFlight.requests()].map(r => r.id), ['a', 'c'], 'taken out of the middle')
+  t.same(inFlight.pending().map(work => work.id), ['a', 'c'], 'taken out of the middle')
   inFlight.end(a)
-  t.same([...inFlight.requests()].map(r => r.id), ['c'], 'taken off the front')
+  t.same(inFlight.pending().map(work => work.id), ['c'], 'taken off the front')
   const d = inFlight.begin(request('d'))
   inFlight.end(d)
-  t.same([...inFlight.requests()].map(r => r.id), ['c'], 'taken off the back')
+  t.same(inFlight.pending().map(work => work.id), ['c'], 'taken off the back')
   inFlight.end(c)
   t.equal(inFlight.activeRequests, 0)
-  t.same([...inFlight.requests()], [])
+  t.same(inFlight.pending(), [])
   t.equal(inFlight.idle, true)
   inFlight.begin(request('e'))
-  t.same([...inFlight.requests()].map(r => r.id), ['e'], 'the list starts anew once empty')
+  t.same(inFlight.pending().map(work => work.id), ['e'], 'the list starts anew once empty')
 })
 
 t.test('whenIdle waits for requests and tasks alike', async t => {
