@@ -77,9 +77,8 @@ const app = Fastify({
 try {
   const cerebrium = cerebriumOptions({ log: app.log })
   const { maxConcurrency } = cerebrium.options
-  // A load balancer overshoots a replica's concurrency for a moment now and then (HAProxy's
-  // retries were seen going past its maxconn by up to 9): a queue as deep as the limit lets that
-  // burst wait for a slot instead of answering 503.
+  // A load balancer briefly sends more than a replica's concurrency now and then: a queue as
+  // deep as the limit lets that burst wait for a slot instead of answering 503.
   const options = maxConcurrency === undefined ? cerebrium.options : { ...cerebrium.options, maxQueue: maxConcurrency }
   app.log.info({ file: cerebrium.file, found: cerebrium.found, ...options, port: cerebrium.port }, 'settings')
   await app.register(gracefulTermination, options)

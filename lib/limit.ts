@@ -40,23 +40,18 @@ class Entry implements Place {
 
 /**
  * At most maxConcurrency requests hold a slot; up to maxQueue more wait for one, in arrival order.
- * It knows nothing of HTTP: the caller enters when a request arrives and leaves when its
- * response is over, whatever happened to it.
- *
- * The slots are a plain count (one thread, no lock needed). Waiting is what the Semaphore is
- * for: it holds the line. Its value stays 0, so every request that queues waits in it; a freed
- * slot is released into it, and async-mutex hands it to the oldest waiter. A Semaphore of
- * maxConcurrency holding the count instead would cost O(free slots) on every release
- * (async-mutex 0.5 walks its value there: about 20 µs per request at 10000), where this is O(1).
+ * The slots are a plain count, so a request that finds one free never touches async-mutex. Its
+ * Semaphore, kept at 0, is only the queue: a freed slot is released into it and goes to the
+ * oldest waiter. (A Semaphore of maxConcurrency would walk its free slots on every release.)
  */
 export class ConcurrencyLimit {
   readonly #maxConcurrency: number
   readonly #maxQueue: number
   readonly #queueTimeout: number
-  readonly #line = new Semaphore(0)
+  readonly #queue = new Semaphore(0)
   #running = 0
   #queued = 0
-  /** Entries that left the queue while async-mutex still holds their place in the line. */
+  /** Entries that left while the Semaphore still holds their place: it cannot remove one. */
   #abandoned = 0
   readonly #leaveEntry = (entry: Entry): void => this.#leave(entry)
 
@@ -90,13 +85,13 @@ export class ConcurrencyLimit {
     if (this.#queueTimeout > 0) {
       entry.timer = setTimeout(() => this.#timeOut(entry), this.#queueTimeout)
     }
-    this.#lineUp(entry)
+    this.#wait(entry)
     return entry
   }
 
-  #lineUp (entry: Entry): void {
-    this.#line.acquire().then(() => {
-      // #freeSlot() released a slot into the line and it fell to this entry; #running counts it.
+  #wait (entry: Entry): void {
+    this.#queue.acquire().then(() => {
+      // A slot freed for this entry (#running still counts it); one that left passes it on.
       if (entry.state === 'left') {
         this.#abandoned--
         this.#freeSlot()
@@ -104,15 +99,14 @@ export class ConcurrencyLimit {
         this.#start(entry)
       }
     }, () => {
-      // The line was cancelled (#abandon): entries still waiting line up again, in the order they
-      // had, and take a slot freed meanwhile first.
+      // The queue was cancelled (#abandon): those still waiting queue again, in the same order.
       if (entry.state === 'left') {
         this.#abandoned--
       } else if (this.#running < this.#maxConcurrency) {
         this.#running++
         this.#start(entry)
       } else {
-        this.#lineUp(entry)
+        this.#wait(entry)
       }
     })
   }
@@ -123,18 +117,14 @@ export class ConcurrencyLimit {
     entry.onTurn('run')
   }
 
-  /** A slot given back goes to the oldest entry in the line; with none, it is free. */
+  /** A slot given back goes to the oldest entry in the queue; with none, it is free. */
   #freeSlot (): void {
-    // Nobody in the line (waiting, or left and not yet passed over): the slot is simply free,
-    // with no call into async-mutex, which is the path of every request that never queued.
-    if (this.#queued + this.#abandoned === 0) {
-      this.#running--
-      return
+    if (this.#queued + this.#abandoned > 0) {
+      this.#queue.release()
+      if (this.#queue.isLocked()) return
+      // Nobody took it: back to 0, so the next entry to queue waits.
+      this.#queue.setValue(0)
     }
-    this.#line.release()
-    if (this.#line.isLocked()) return
-    // No entry took it: take it back out of the line, so the line's value stays 0.
-    this.#line.setValue(0)
     this.#running--
   }
 
@@ -154,16 +144,15 @@ export class ConcurrencyLimit {
   }
 
   /**
-   * async-mutex cannot take one waiter out of its line: an entry that leaves keeps its place
-   * there, and passes the slot on when its turn comes. So that places of clients long gone do not
-   * pile up while no slot frees, once they outnumber the queue bound the whole line is cancelled
-   * and the entries still waiting line up again: it never holds more than 2 * maxQueue + 1.
+   * An entry that leaves keeps its place in the Semaphore and passes the slot on when its turn
+   * comes. Once such places outnumber maxQueue, the queue is cancelled and rebuilt from those
+   * still waiting, so clients long gone never pile up while no slot frees.
    */
   #abandon (entry: Entry): void {
     this.#stopWaiting(entry)
     entry.state = 'left'
     this.#abandoned++
-    if (this.#abandoned > this.#maxQueue) this.#line.cancel()
+    if (this.#abandoned > this.#maxQueue) this.#queue.cancel()
   }
 
   #stopWaiting (entry: Entry): void {

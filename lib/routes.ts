@@ -8,14 +8,10 @@ export interface ProbeSource {
 }
 
 /**
- * Readiness tells the platform whether to route here (Cerebrium's readycheck_endpoint, a
- * Kubernetes readinessProbe); liveness whether to restart the process, so it stays 200 while
- * the process drains: a restart then would cut what the drain is protecting.
- *
- * Returns the test that tells a probe from any other request: probes are never counted, queued
- * or refused. The routes live in a scope of their own, so the test is one comparison on the hot
- * path (request.server is the scope a route was declared in), where reading the route's config
- * would build Fastify's routeOptions object for every request.
+ * Readiness says whether to route here; liveness whether to restart the process, so it stays 200
+ * while draining: a restart would cut what the drain protects. Returns the test that tells a
+ * probe (never counted, queued or refused) from other requests: the routes have a scope of their
+ * own, so it is one comparison per request, where reading route config would build an object.
  */
 export function registerProbeRoutes (
   fastify: FastifyInstance,
