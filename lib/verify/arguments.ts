@@ -109,8 +109,9 @@ export function parseArguments (args: string[], { cwd = process.cwd() } = {}): V
   try {
     parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true, tokens: true })
   } catch (err) {
-    // parseArgs' own message suggests `--` for a value starting with "-", which is not the problem here.
-    throw new UsageError(String((err as Error).message).split('. ')[0]!)
+    const { code, message } = err as NodeJS.ErrnoException
+    // For an unknown option, parseArgs goes on to suggest `--` for a value starting with "-": not the problem here.
+    throw new UsageError((code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? message.split('. ')[0]! : message).replace(/\n/g, ' '))
   }
   const { values, tokens } = parsed
   if (values.help) return undefined
@@ -129,7 +130,7 @@ export function parseArguments (args: string[], { cwd = process.cwd() } = {}): V
   let dockerfile: VerifyOptions['dockerfile']
   if (values.dockerfile !== undefined) {
     if (commandLine.length > 0) throw new UsageError('give a command after -- or --dockerfile, not both')
-    const fromDockerfile = commandFromDockerfile(join(cwd, values.dockerfile))
+    const fromDockerfile = commandFromDockerfile(values.dockerfile, { cwd })
     command = fromDockerfile.command
     commandCwd = fromDockerfile.cwd
     commandEnv = fromDockerfile.env

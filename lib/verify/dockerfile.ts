@@ -52,8 +52,8 @@ export function envPairs (args: string): Array<[string, string]> {
 }
 
 /** The command of a Dockerfile's run stage: ENTRYPOINT and CMD combined as Docker combines them. */
-export function commandFromDockerfile (file: string): DockerCommand {
-  const path = resolve(file)
+export function commandFromDockerfile (file: string, { cwd = process.cwd() } = {}): DockerCommand {
+  const path = resolve(cwd, file)
   let text: string
   try {
     text = readFileSync(path, 'utf8')
