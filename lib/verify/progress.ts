@@ -9,7 +9,7 @@ export function progressLine (stream: NodeJS.WriteStream): { update (progress: P
     update ({ phase, elapsedMs, sent, ok, inFlight, lost }) {
       const line = `verify: ${(elapsedMs / 1000).toFixed(1)} s, ${phase}: ${sent} sent, ${ok} answered 2xx, ${inFlight} in flight, ${lost} lost`
       stream.cursorTo(0)
-      stream.write(line.slice(0, Math.max(20, stream.columns - 1)))
+      stream.write(line.slice(0, Math.max(20, (stream.columns || 80) - 1)))
       stream.clearLine(1)
     },
     clear () {
