@@ -114,6 +114,22 @@ t.test('a service that outlives the grace period is killed, as the platform woul
   t.ok(report.failures.some(failure => /still running 1000 ms after SIGTERM.*SIGKILL sent/.test(failure)), 'the grace period is why it failed')
 })
 
+t.test('a service that cannot start, or stops before the signal, fails with the reason', async t => {
+  const missing = await verifyJson(['--', join(repoRoot, 'no-such-binary')])
+  t.equal(missing.code, 1)
+  t.match(missing.report.failures, [/the command could not be started: spawn .*no-such-binary ENOENT/])
+
+  const crash = await verifyJson(['--start-timeout', '5000', '--', process.execPath, '-e', 'console.error("no database"); process.exit(3)'])
+  t.equal(crash.code, 1)
+  t.match(crash.report.failures, [/exited before it was ready \(code 3\)/])
+  t.same(crash.report.output, ['no database'], 'with what it wrote')
+
+  const early = await verifyJson(['--warmup', '5000', '--ready-path', 'none', '--', process.execPath, '-e',
+    "const server = require('node:net').createServer().listen(process.env.PORT, '127.0.0.1'); setTimeout(() => process.exit(0), 300)"])
+  t.equal(early.code, 1)
+  t.match(early.report.failures, [/exited during the warm-up, before the signal \(code 0\)/])
+})
+
 t.test('bad usage exits 2 naming the option and the value', async t => {
   const cases: Array<[string[], RegExp]> = [
     [['--rate', 'fast', '--', 'node', 's.js'], /option --rate must be .*, received "fast"/],

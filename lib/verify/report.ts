@@ -36,6 +36,9 @@ export interface Report {
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
 
+/** An argument as a POSIX shell would need it written, so the command line shown can be pasted. */
+const quote = (arg: string): string => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`
+
 /** The verdict: a pass needs no request lost, exit code 0, and an exit within the grace period. */
 export function judge (options: VerifyOptions, run: Run): Report {
   const failures: string[] = []
@@ -121,7 +124,7 @@ export function formatReport (report: Report): string {
   const { requests, exit, idleSockets, readiness } = report
   const signal = report.signal.name
 
-  lines.push(`  service      ${report.command.join(' ')}${report.dockerfile === undefined ? '' : ` (CMD of ${report.dockerfile})`}`)
+  lines.push(`  service      ${report.command.map(quote).join(' ')}${report.dockerfile === undefined ? '' : ` (CMD of ${report.dockerfile})`}`)
   lines.push(`               pid ${report.pid ?? '-'}, ${report.url}`)
   lines.push(`  load         ${report.route}, ${report.load.rate} requests/s open-loop, at most ${plural(report.load.connections, 'keep-alive connection')}`)
   if (report.signal.sent && requests !== undefined) {

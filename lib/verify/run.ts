@@ -119,7 +119,8 @@ export async function verify (options: VerifyOptions, { onProgress }: RunOptions
     phase = 'warm-up'
     load = new Load(target, options)
 
-    await Promise.race([sleep(options.warmup), service.exited])
+    // Unreferenced: a service that exits early ends the warm-up, and the timer must not keep verify waiting.
+    await Promise.race([sleep(options.warmup, undefined, { ref: false }), service.exited])
     const signalAt = performance.now()
     if (service.exit === undefined) {
       phase = 'draining'
@@ -132,10 +133,12 @@ export async function verify (options: VerifyOptions, { onProgress }: RunOptions
         run.killedAfterGracePeriod = true
         service.killGroup()
       }
-    } else {
-      run.startFailure = 'the service exited during the warm-up, before the signal'
     }
     const exit = await service.exited
+    if (!run.signalled) {
+      const how = exit.signal === null ? `code ${exit.code}` : `killed by ${exit.signal}`
+      run.startFailure = `the service exited during the warm-up, before the signal (${how})`
+    }
 
     phase = 'settling'
     run.requests = await load.stop()
