@@ -39,7 +39,13 @@ export class ServiceProcess {
     }
     // 'exit', not 'close': a grandchild may hold the pipes open long after the process is gone.
     this.exited = new Promise(resolve => {
-      this.#child.once('exit', (code, signal) => resolve(this.#exit = { code, signal, at: performance.now() }))
+      this.#child.once('exit', (code, signal) => {
+        this.#exit = { code, signal, at: performance.now() }
+        // When a container's PID 1 exits, the kernel kills every process left in it: what the
+        // service started (a shell's child, say) must not go on answering for it here either.
+        this.killGroup()
+        resolve(this.#exit)
+      })
       this.#child.once('error', error => {
         if (this.#child.pid === undefined) resolve(this.#exit = { code: null, signal: null, at: performance.now(), error })
       })
