@@ -11,10 +11,6 @@ export type Outcome =
 /** Every request falls in exactly one class. */
 export type RequestClass = 'ok' | 'status' | 'refused503' | 'connectionRefused' | 'reset' | 'timeout'
 
-/** Whether a client (or a proxy in front of the service) may send the request again elsewhere. */
-export const RETRYABLE: Record<RequestClass, boolean> = {
-  ok: false, status: false, refused503: true, connectionRefused: true, reset: false, timeout: false
-}
 /** Lost: sent, and neither answered nor refused; the client cannot know whether it ran. */
 export const LOST: readonly RequestClass[] = ['reset', 'timeout']
 
@@ -149,10 +145,9 @@ export class Load {
       this.#pending.delete(pending)
       if (outcome.kind === 'error') counts.errors[outcome.code] = (counts.errors[outcome.code] ?? 0) + 1
       const kind = classify(outcome)
-      if (kind === 'status') {
-        const status = String((outcome as { status: number }).status)
-        counts.status[status] = (counts.status[status] ?? 0) + 1
-      } else {
+      if (outcome.kind === 'response' && kind === 'status') {
+        counts.status[outcome.status] = (counts.status[outcome.status] ?? 0) + 1
+      } else if (kind !== 'status') {
         counts[kind]++
       }
       if (LOST.includes(kind)) counts.lost++
