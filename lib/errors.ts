@@ -27,3 +27,11 @@ export const NotRootError: PluginError<'FST_GRACEFUL_NOT_ROOT', [where: string]>
     'Register it at the top level, or wrap the plugin that registers it with fastify-plugin.',
   500
 )
+
+/** A command line that `fastify-graceful-termination verify` cannot run: the bin exits 2 with it. */
+export const UsageError: PluginError<'FST_GRACEFUL_VERIFY_USAGE', [problem: string]> = createError(
+  'FST_GRACEFUL_VERIFY_USAGE',
+  'fastify-graceful-termination verify: %s',
+  500,
+  TypeError
+)

@@ -75,7 +75,8 @@ t.test('the packed package in fresh apps', async t => {
   const [packed] = JSON.parse(stdout) as Array<{ filename: string, files: Array<{ path: string }>, size: number }>
   const files = packed!.files.map(file => file.path)
   t.comment(`${packed!.filename}: ${files.length} files, ${packed!.size} bytes packed`)
-  t.ok(files.includes('LICENSE') && files.includes('README.md') && files.includes('dist/lib/index.js'), 'LICENSE, README and the build')
+  t.ok(files.includes('LICENSE') && files.includes('README.md') && files.includes('dist/lib/index.js') && files.includes('dist/lib/bin.js'),
+    'LICENSE, README, the build and the bin')
   t.same(files.filter(file => file.endsWith('.map') || file.startsWith('lib/') || file.startsWith('test/') || file.startsWith('example-app/')), [],
     'no maps, sources, tests or example app')
   const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8'))
@@ -103,6 +104,11 @@ t.test('the packed package in fresh apps', async t => {
       for (const file of ['app.mjs', 'app.cjs']) {
         const { stdout } = await run(process.execPath, [file], { cwd: dir })
         t.same(JSON.parse(stdout), { response: { state: 'serving' }, closed: true, state: 'closed' }, `${file} runs`)
+      }
+      if (fastify === 'latest') {
+        // Through npm's link, as npx runs it: the shebang and the executable bit must be right.
+        const { stdout } = await run(join(dir, 'node_modules', '.bin', 'fastify-graceful-termination'), ['verify', '--help'], { cwd: dir })
+        t.match(stdout, /^Usage: fastify-graceful-termination verify \[options\] -- <command\.\.\.>/, 'the verify bin runs from the installed package')
       }
     })
   }

@@ -1,0 +1,202 @@
+// `fastify-graceful-termination verify`, run as a user runs it: the built bin, in a child process,
+// against real services: the example app, bare Fastify, the Dockerfile's CMD, and a plain
+// node:http server that ignores SIGTERM.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { InvalidOptionError, UsageError } from '../lib/errors.js'
+import { parseArguments } from '../lib/verify/arguments.js'
+import { commandFromDockerfile } from '../lib/verify/dockerfile.js'
+import { classify, type RequestCounts } from '../lib/verify/load.js'
+import type { Report } from '../lib/verify/report.js'
+import { exampleAppEnv } from './helpers/example-app.js'
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url))
+const bin = join(repoRoot, 'dist', 'lib', 'bin.js')
+
+interface BinRun { code: number | null, stdout: string, stderr: string }
+
+async function runBin (args: string[], { cwd = repoRoot } = {}): Promise<BinRun> {
+  const child = spawn(process.execPath, [bin, ...args], { cwd, env: exampleAppEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [code] = await once(child, 'close') as [number | null]
+  return { code, stdout, stderr }
+}
+
+/** Runs verify with --json; the report, and the bin's exit code. */
+async function verifyJson (args: string[], options: { cwd?: string } = {}): Promise<{ code: number | null, report: Report }> {
+  const { code, stdout, stderr } = await runBin(['verify', '--json', ...args], options)
+  let report: Report
+  try {
+    report = JSON.parse(stdout)
+  } catch {
+    throw new Error(`verify printed no JSON report (exit ${code})\nstdout: ${stdout}\nstderr: ${stderr}`)
+  }
+  return { code, report }
+}
+
+/** Every request is in exactly one class: the classes add up to the total. */
+function classified (requests: RequestCounts): number {
+  const statuses = Object.values(requests.status).reduce((sum, n) => sum + n, 0)
+  return requests.ok + statuses + requests.refused503 + requests.connectionRefused + requests.reset + requests.timeout
+}
+
+// POST /predict of 500 ms at 20 per second keeps about 10 requests in flight, inside the example
+// app's replica_concurrency (10) and queue (10), so none is refused for want of a slot.
+const PREDICT = ['--route', 'POST /predict', '--body', '{"input":"verify","ms":500}', '--rate', '20', '--connections', '10', '--warmup', '1000']
+
+t.test('the example app drains: nothing lost, exit 0, within the grace period', async t => {
+  const { code, report } = await verifyJson([...PREDICT, '--', process.execPath, 'dist/example-app/server.js'])
+  t.equal(code, 0, JSON.stringify(report.failures))
+  t.ok(report.pass)
+  const requests = report.requests!
+  t.equal(requests.lost, 0, 'no request lost')
+  t.ok(requests.inFlightAtSignal > 0, `${requests.inFlightAtSignal} requests in flight at the signal`)
+  t.ok(requests.ok >= requests.inFlightAtSignal, 'every request in flight at the signal was answered')
+  t.equal(classified(requests), requests.total, `${requests.total} requests, each in one class`)
+  t.match(report.exit, { code: 0, signal: null })
+  t.ok(report.exit!.afterSignalMs! < 5000, `exit ${report.exit!.afterSignalMs} ms after SIGTERM`)
+  t.same(report.gracePeriod, { ms: 90_000, source: 'cerebrium.toml', exceeded: false }, 'the grace period of ./cerebrium.toml')
+  // Which of them the service closed is read from the kernel when verify sees each close: on a
+  // loaded machine the last may be read only after the service exited, and then counts as open.
+  const idle = report.idleSockets!
+  t.match(idle, { opened: 3, closedBeforeSignal: 0 })
+  t.ok(idle.closedByService >= 1 && idle.closedByService + idle.openAtExit === 3, `${idle.closedByService} idle sockets closed by the drain`)
+  t.equal(report.readiness.mode, 'http')
+  t.ok(report.readiness.notReadyAfterMs !== null && report.readiness.notReadyAfterMs >= 0, 'readiness failed after the signal')
+  t.same(report.warnings, [])
+})
+
+t.test('bare Fastify dies at SIGTERM: requests lost, killed by the signal, exit 1', async t => {
+  const { code, report } = await verifyJson([
+    '--route', 'POST /predict', '--body', '{"input":"verify","ms":1000}', '--warmup', '1500',
+    '--', process.execPath, '--import', 'tsx', 'test/fixtures/bare-fastify.ts'
+  ])
+  t.equal(code, 1)
+  t.notOk(report.pass)
+  const requests = report.requests!
+  t.ok(requests.inFlightAtSignal > 0, `${requests.inFlightAtSignal} in flight at the signal`)
+  t.ok(requests.reset >= requests.inFlightAtSignal, `${requests.reset} cut after being sent`)
+  t.equal(requests.lost, requests.reset + requests.timeout)
+  t.equal(classified(requests), requests.total, `${requests.total} requests, each in one class`)
+  t.match(report.exit, { code: null, signal: 'SIGTERM' })
+  t.equal(report.readiness.mode, 'tcp', '/ready answered 404: started on a TCP connect')
+  t.match(report.idleSockets, { opened: 3, closedByService: 0, openAtExit: 3 }, 'idle sockets still open when it died')
+  t.match(report.failures, [/requests lost/, /killed by SIGTERM/])
+})
+
+t.test('--dockerfile runs the Dockerfile\'s CMD, which drains', async t => {
+  const { code, report } = await verifyJson([...PREDICT, '--dockerfile', 'Dockerfile'])
+  t.equal(code, 0, JSON.stringify(report.failures))
+  t.same(report.command, ['node', 'dist/example-app/server.js'])
+  t.equal(report.requests!.lost, 0)
+  t.ok(report.requests!.inFlightAtSignal > 0)
+  t.match(report.exit, { code: 0, signal: null })
+})
+
+t.test('a service that outlives the grace period is killed, as the platform would, and fails', async t => {
+  // Any HTTP service, not only Fastify: node:http that ignores SIGTERM, with 100 ms answers.
+  const server = "process.on('SIGTERM', () => {}); require('node:http').createServer((req, res) => " +
+    "setTimeout(() => res.end('ok'), 100)).listen(process.env.PORT, '127.0.0.1')"
+  const { code, report } = await verifyJson(['--warmup', '500', '--grace-period', '1000', '--idle-sockets', '1',
+    '--', process.execPath, '-e', server])
+  t.equal(code, 1)
+  t.equal(report.gracePeriod.exceeded, true)
+  t.match(report.exit, { code: null, signal: 'SIGKILL' })
+  t.ok(report.exit!.afterSignalMs! >= 1000 && report.exit!.afterSignalMs! < 3000, `killed ${report.exit!.afterSignalMs} ms after SIGTERM`)
+  t.ok(report.requests!.ok > 0, 'it served until then')
+  t.ok(report.failures.some(failure => /still running 1000 ms after SIGTERM.*SIGKILL sent/.test(failure)), 'the grace period is why it failed')
+})
+
+t.test('a service that cannot start, or stops before the signal, fails with the reason', async t => {
+  const missing = await verifyJson(['--', join(repoRoot, 'no-such-binary')])
+  t.equal(missing.code, 1)
+  t.match(missing.report.failures, [/the command could not be started: spawn .*no-such-binary ENOENT/])
+
+  const crash = await verifyJson(['--start-timeout', '5000', '--', process.execPath, '-e', 'console.error("no database"); process.exit(3)'])
+  t.equal(crash.code, 1)
+  t.match(crash.report.failures, [/exited before it was ready \(code 3\)/])
+  t.same(crash.report.output, ['no database'], 'with what it wrote')
+
+  const early = await verifyJson(['--warmup', '5000', '--ready-path', 'none', '--', process.execPath, '-e',
+    "const server = require('node:net').createServer().listen(process.env.PORT, '127.0.0.1'); setTimeout(() => process.exit(0), 300)"])
+  t.equal(early.code, 1)
+  t.match(early.report.failures, [/exited during the warm-up, before the signal \(code 0\)/])
+})
+
+t.test('bad usage exits 2 naming the option and the value', async t => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--rate', 'fast', '--', 'node', 's.js'], /option --rate must be .*, received "fast"/],
+    [['--route', 'predict', '--', 'node', 's.js'], /option --route must be a method and a path.*, received "predict"/],
+    [['--signal', 'SIGNOPE', '--', 'node', 's.js'], /option --signal must be .*, received "SIGNOPE"/],
+    [['--grace-period', '30s', '--', 'node', 's.js'], /option --grace-period must be an integer .*, received "30s"/],
+    [['--ready-path', 'ready', '--', 'node', 's.js'], /option --ready-path must be a path starting with "\/" or none, received "ready"/],
+    [['--url', 'https://example.com', '--', 'node', 's.js'], /option --url must be an http:\/\/ URL.*, received "https:\/\/example.com"/],
+    [['--port', '8000', '--url', 'http://127.0.0.1:8000', '--', 'node', 's.js'], /--port "8000" and --url .* exclude each other/],
+    [['--header', 'no colon', '--', 'node', 's.js'], /option --header must be a header as "name: value", received "no colon"/],
+    [['--rate', '5'], /no command to run/],
+    [['--dockerfile', 'Dockerfile', '--', 'node', 's.js'], /not both/],
+    [['--dockerfile', 'nowhere/Dockerfile'], /--dockerfile "nowhere\/Dockerfile" cannot be read/],
+    [['node', 's.js'], /unexpected argument "node": the service's command goes after --/],
+    [['--frobnicate', '--', 'node', 's.js'], /Unknown option '--frobnicate'/]
+  ]
+  for (const [args, message] of cases) {
+    t.throws(() => parseArguments(args, { cwd: repoRoot }), message, args.join(' '))
+  }
+  t.throws(() => parseArguments(['--rate=-1', '--', 'x']), InvalidOptionError)
+  t.throws(() => parseArguments(['--rate', '-1', '--', 'x']), UsageError)
+  t.throws(() => parseArguments(['--']), UsageError)
+
+  // The bin itself: the message on stderr, exit 2, nothing started.
+  const [badValue, badCommand] = await Promise.all([
+    runBin(['verify', '--connections', '0', '--', 'node', 'never-started.js']),
+    runBin(['deploy'])
+  ])
+  t.equal(badValue.code, 2)
+  t.match(badValue.stderr, /fastify-graceful-termination: option --connections must be an integer from 1 to 10000, received "0"/)
+  t.equal(badValue.stdout, '')
+  t.equal(badCommand.code, 2)
+  t.match(badCommand.stderr, /unknown command "deploy"/)
+
+  const help = await runBin(['verify', '--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /Usage: fastify-graceful-termination verify .* -- <command\.\.\.>/)
+})
+
+t.test('defaults: grace period from ./cerebrium.toml, else 30 s; timeout the grace period', async t => {
+  const withToml = parseArguments(['--', 'node', 's.js'], { cwd: repoRoot })!
+  t.match(withToml, { gracePeriod: 90_000, gracePeriodSource: 'cerebrium.toml', timeout: 90_000, method: 'GET', path: '/', readyPath: '/ready' })
+  const dir = t.testdir({ 'cerebrium.toml': '[cerebrium.scaling]\nresponse_grace_period = 45\n' })
+  t.match(parseArguments(['--', 'node', 's.js'], { cwd: dir }), { gracePeriod: 45_000 })
+  t.match(parseArguments(['--', 'node', 's.js'], { cwd: t.testdir({}) }), { gracePeriod: 30_000, gracePeriodSource: 'default' })
+  t.match(parseArguments(['--grace-period', '5000', '--ready-path', 'none', '--', 'node', 's.js'], { cwd: repoRoot }),
+    { gracePeriod: 5000, gracePeriodSource: '--grace-period', timeout: 5000, readyPath: false })
+})
+
+t.test('the Dockerfile\'s command: exec form, shell form, ENTRYPOINT with CMD, ENV', async t => {
+  const dockerfile = (text: string) => commandFromDockerfile(join(t.testdir({ Dockerfile: text }), 'Dockerfile'))
+  t.match(dockerfile('FROM node AS build\nCMD ["npm", "test"]\nFROM node\nENV NODE_ENV=production A="two words"\nENV LEGACY some value\n' +
+    'CMD ["node", "server.js"]\n'),
+  { command: ['node', 'server.js'], shellForm: false, env: { NODE_ENV: 'production', A: 'two words', LEGACY: 'some value' } })
+  t.match(dockerfile('FROM node\nCMD node \\\n  server.js\n'), { command: ['/bin/sh', '-c', /^node\s+server\.js$/], shellForm: true })
+  t.match(dockerfile('FROM node\nENTRYPOINT ["node"]\nCMD ["server.js"]\n'), { command: ['node', 'server.js'] })
+  t.match(dockerfile('FROM node\nENTRYPOINT node server.js\nCMD ["ignored"]\n'), { command: ['/bin/sh', '-c', 'node server.js'] })
+  t.throws(() => dockerfile('FROM node AS build\nCMD ["x"]\nFROM node\nRUN true\n'), /no CMD or ENTRYPOINT/)
+})
+
+t.test('each way a request ends is in one class', async t => {
+  t.equal(classify({ kind: 'response', status: 200 }), 'ok')
+  t.equal(classify({ kind: 'response', status: 204 }), 'ok')
+  t.equal(classify({ kind: 'response', status: 503 }), 'refused503')
+  t.equal(classify({ kind: 'response', status: 502 }), 'status')
+  t.equal(classify({ kind: 'error', code: 'ECONNREFUSED', connected: false }), 'connectionRefused')
+  t.equal(classify({ kind: 'error', code: 'socket hang up', connected: true }), 'reset')
+  t.equal(classify({ kind: 'error', code: 'ECONNRESET', connected: true }), 'reset')
+  t.equal(classify({ kind: 'timeout' }), 'timeout')
+})
