@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse, TomlError } from 'smol-toml'
 import { InvalidCerebriumConfigError, InvalidOptionError } from './errors.js'
-import { formatValue, integer, MAX_DURATION_MS, routePath, type Check, type Fail, type GracefulTerminationOptions } from './options.js'
+import { decimalInteger, formatValue, integer, MAX_DURATION_MS, routePath, type Check, type Fail, type GracefulTerminationOptions } from './options.js'
 
 export { InvalidCerebriumConfigError }
 
@@ -197,7 +197,7 @@ function lookup (path: string, document: Table, key: string): unknown {
 function envInteger (env: Record<string, string | undefined>, name: string, min: number, max: number): number | undefined {
   const raw = env[name]
   if (raw === undefined || raw === '') return undefined
-  return integer(min, max)(/^\d+$/.test(raw) ? Number(raw) : NaN, allowed => {
+  return decimalInteger(min, max)(raw, allowed => {
     throw new InvalidOptionError(`${name} (environment variable)`, allowed, formatValue(raw))
   })
 }

@@ -92,6 +92,10 @@ export const integer = (min: number, max = Infinity): Check<number> => (value, f
   return value as number
 }
 
+/** An integer written as plain decimal digits: an environment variable, a command-line value. */
+export const decimalInteger = (min: number, max: number): Check<number> => (value, fail) =>
+  integer(min, max)(typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN, fail)
+
 export const routePath: Check<string> = (value, fail) => {
   if (typeof value !== 'string' || !value.startsWith('/')) fail('a path starting with "/"')
   return value as string

@@ -1,4 +1,4 @@
-// `fastify-graceful-termination verify`, run as a user runs it: the built bin, in a child process,
+// `fastify-graceful-termination verify`, run as a user runs it: the bin, in a child process,
 // against real services: the example app, bare Fastify, the Dockerfile's CMD, and a plain
 // node:http server that ignores SIGTERM.
 import t from 'tap'
@@ -11,15 +11,17 @@ import { parseArguments } from '../lib/verify/arguments.js'
 import { commandFromDockerfile } from '../lib/verify/dockerfile.js'
 import { classify, type RequestCounts } from '../lib/verify/load.js'
 import type { Report } from '../lib/verify/report.js'
+import { typeScriptArgs } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
-const bin = join(repoRoot, 'dist', 'lib', 'bin.js')
+// The sources, so that the coverage of lib/verify counts; test/package.test.ts runs the built bin.
+const bin = typeScriptArgs(join(repoRoot, 'lib', 'bin.ts'))
 
 interface BinRun { code: number | null, stdout: string, stderr: string }
 
 async function runBin (args: string[], { cwd = repoRoot } = {}): Promise<BinRun> {
-  const child = spawn(process.execPath, [bin, ...args], { cwd, env: exampleAppEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...bin, ...args], { cwd, env: exampleAppEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
   let stdout = ''
   let stderr = ''

@@ -3,7 +3,7 @@ import { join, relative } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { cerebriumOptions } from '../cerebrium.js'
 import { InvalidOptionError, UsageError } from '../errors.js'
-import { describe, MAX_DURATION_MS } from '../options.js'
+import { decimalInteger, formatValue, MAX_DURATION_MS } from '../options.js'
 import { commandFromDockerfile } from './dockerfile.js'
 
 export interface VerifyOptions {
@@ -87,15 +87,13 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h', default: false }
 } satisfies ParseArgsConfig['options']
 
+/** A bad command-line value, worded like a bad plugin option. */
 function invalid (name: string, allowed: string, value: unknown): never {
-  throw new InvalidOptionError(`--${name}`, allowed, describe(value))
+  throw new InvalidOptionError(`--${name}`, allowed, formatValue(value))
 }
 
-function integer (name: string, raw: string, min: number, max: number): number {
-  const value = Number(raw)
-  if (!/^\d+$/.test(raw) || value < min || value > max) invalid(name, `an integer from ${min} to ${max}`, raw)
-  return value
-}
+const integer = (name: string, raw: string, min: number, max: number): number =>
+  decimalInteger(min, max)(raw, allowed => invalid(name, allowed, raw))
 
 /** A duration in milliseconds, as everywhere in this package. */
 const duration = (name: string, raw: string, min = 0): number => integer(name, raw, min, MAX_DURATION_MS)
@@ -120,7 +118,7 @@ export function parseArguments (args: string[], { cwd = process.cwd() } = {}): V
   const positionals = tokens.filter(token => token.kind === 'positional')
   const stray = positionals.find(token => token.index < terminator)
   if (stray !== undefined) {
-    throw new UsageError(`unexpected argument ${describe(stray.value)}: the service's command goes after --`)
+    throw new UsageError(`unexpected argument ${formatValue(stray.value)}: the service's command goes after --`)
   }
   const commandLine = positionals.map(token => token.value)
 
@@ -165,7 +163,7 @@ export function parseArguments (args: string[], { cwd = process.cwd() } = {}): V
   if (readyPath !== 'none' && !readyPath.startsWith('/')) invalid('ready-path', 'a path starting with "/" or none', readyPath)
 
   if (values.port !== undefined && values.url !== undefined) {
-    throw new UsageError(`--port ${describe(values.port)} and --url ${describe(values.url)} exclude each other: ` +
+    throw new UsageError(`--port ${formatValue(values.port)} and --url ${formatValue(values.url)} exclude each other: ` +
       'with --url the service picks its own port')
   }
   const port = values.port === undefined ? undefined : integer('port', values.port, 1, 65_535)

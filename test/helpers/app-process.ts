@@ -43,9 +43,11 @@ export const fixturePath = (name: string): string => fileURLToPath(new URL(`../f
 // output, a few long lines per file, would count every line of a file as covered once it loads.
 const typeScriptLoader = process.execArgv.filter(arg => /^--import=.*typescript/.test(arg))
 
-/** `node` arguments that run a TypeScript fixture. */
-export const fixtureArgs = (name: string): string[] =>
-  [...(typeScriptLoader.length > 0 ? typeScriptLoader : ['--import', 'tsx']), fixturePath(name)]
+/** `node` arguments that run a TypeScript file. */
+export const typeScriptArgs = (file: string): string[] =>
+  [...(typeScriptLoader.length > 0 ? typeScriptLoader : ['--import', 'tsx']), file]
+
+export const fixtureArgs = (name: string): string[] => typeScriptArgs(fixturePath(name))
 
 const LISTENING = /Server listening at https?:\/\/127\.0\.0\.1:(\d+)/
 
