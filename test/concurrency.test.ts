@@ -9,6 +9,7 @@ import { Readable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
 import { hasMessage, startApp, urlOf, type LogLine } from './helpers/app-process.js'
 import { failure, openConnections, request, type Response } from './helpers/http.js'
+import { LogWatcher } from './helpers/log-watcher.js'
 
 const DEBUG = 20
 
@@ -29,19 +30,12 @@ function gate (): Gate {
  * 'handler started' and then waits until the test opens the gate of that name.
  */
 async function startLimitedApp (t: Tap, options: GracefulTerminationOptions) {
-  const logs: LogLine[] = []
-  const logged = new EventEmitter()
+  const log = new LogWatcher<LogLine>()
   const app: FastifyInstance = Fastify({
     forceCloseConnections: true,
     logger: {
       level: 'debug',
-      stream: {
-        write (raw: string) {
-          const line = JSON.parse(raw) as LogLine
-          logs.push(line)
-          logged.emit('line', line)
-        }
-      }
+      stream: { write: (raw: string) => log.add(JSON.parse(raw)) }
     }
   })
   await app.register(gracefulTermination, { handleSignals: false, ...options })
@@ -86,28 +80,16 @@ async function startLimitedApp (t: Tap, options: GracefulTerminationOptions) {
     await app.close()
   })
 
-  function waitForLog (match: (line: LogLine) => boolean): Promise<LogLine> {
-    const seen = logs.find(match)
-    if (seen !== undefined) return Promise.resolve(seen)
-    return new Promise(resolve => {
-      const listener = (line: LogLine): void => {
-        if (!match(line)) return
-        logged.off('line', listener)
-        resolve(line)
-      }
-      logged.on('line', listener)
-    })
-  }
+  const waitForLog = (match: (line: LogLine) => boolean): Promise<LogLine> => log.waitFor(match)
 
   return {
     graceful: app.graceful,
     port,
-    logs,
     waitForLog,
     open: (name: string) => gateOf(name).open(),
     mostInHandlers: () => mostInHandlers,
     /** Names whose handler started, in the order they started. */
-    started: () => logs.filter(hasMessage(/^handler started$/)).map(line => line.name),
+    started: () => log.lines.filter(hasMessage(/^handler started$/)).map(line => line.name),
     /** Sends a request; a failure is left for whoever awaits it, never unhandled. */
     send (path: string, options: Parameters<typeof request>[2] = {}): Promise<Response> {
       const response = request(port, path, options)

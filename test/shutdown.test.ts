@@ -2,17 +2,16 @@
 import t from 'tap'
 import { gracePeriodBudget, ShutdownSequence, type ShutdownParts } from '../lib/shutdown.js'
 import { InFlightTracker, type RequestInfo } from '../lib/tracker.js'
+import { LogWatcher } from './helpers/log-watcher.js'
 
 function fakeParts (overrides: Partial<ShutdownParts> = {}) {
   const events: string[] = []
-  const logs: Array<{ level: string, msg: string, fields: object }> = []
-  const logWatchers: Array<{ pattern: RegExp, resolve: () => void }> = []
+  const logs = new LogWatcher<{ level: string, msg: string, fields: object }>()
   const log = (level: string) => (fields: object, msg: string) => {
-    logs.push({ level, msg, fields })
     events.push(`log:${msg}`)
-    for (const watcher of logWatchers.filter(w => w.pattern.test(msg))) watcher.resolve()
+    logs.add({ level, msg, fields })
   }
-  const logged = (pattern: RegExp): Promise<void> => new Promise(resolve => { logWatchers.push({ pattern, resolve }) })
+  const logged = (pattern: RegExp) => logs.waitFor(line => pattern.test(line.msg))
   const tracker = new InFlightTracker<RequestInfo>({ describe: request => request })
   const parts: ShutdownParts = {
     tracker,
@@ -31,7 +30,7 @@ function fakeParts (overrides: Partial<ShutdownParts> = {}) {
     closeApp: async () => { events.push('close') },
     ...overrides
   }
-  return { parts, tracker, events, logs, logged }
+  return { parts, tracker, events, logs: logs.lines, logged }
 }
 
 t.test('the budget keeps a reserve for close and exit', async t => {
