@@ -7,7 +7,7 @@ import http from 'node:http'
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
-import { hasMessage, startApp, urlOf, type LogLine } from './helpers/app-process.js'
+import { hasMessage, requestFor, startApp, type LogLine } from './helpers/app-process.js'
 import { failure, openConnections, request, type Response } from './helpers/http.js'
 import { LogWatcher } from './helpers/log-watcher.js'
 
@@ -105,7 +105,7 @@ async function startLimitedApp (t: Tap, options: GracefulTerminationOptions) {
     handlerStarted: (name: string) => waitForLog(line => line.msg === 'handler started' && line.name === name),
     /** Resolves once the request to `path` waits in the queue. */
     async queued (path: string): Promise<LogLine> {
-      const { reqId } = await waitForLog(line => urlOf(line) === path)
+      const { reqId } = await waitForLog(requestFor(path))
       return waitForLog(line => line.reqId === reqId && /request queued/.test(line.msg ?? ''))
     },
     /** Resolves when the next response to `path` closes; call it before sending. */
@@ -307,7 +307,7 @@ t.test('SIGTERM with a full queue: every accepted request is served, new ones re
   })
   const isQueued = (count: number) => (line: LogLine) => /request queued/.test(line.msg ?? '') && line.queued === count
   const first = request(app.port, '/slow?ms=1500')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=1500')
+  await app.waitForLog(requestFor('/slow?ms=1500'))
   const second = request(app.port, '/slow?ms=50&n=2')
   await app.waitForLog(isQueued(1))
   const third = request(app.port, '/slow?ms=50&n=3')

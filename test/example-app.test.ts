@@ -6,7 +6,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import { fileURLToPath } from 'node:url'
-import { hasMessage, spawnProcess, startCommand, urlOf, type LogLine, type Teardown } from './helpers/app-process.js'
+import { hasMessage, requestFor, spawnProcess, startCommand, type Teardown } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
 import { failure, openConnections, request } from './helpers/http.js'
 
@@ -36,7 +36,6 @@ function postJson (port: number, path: string, body: unknown) {
   })
 }
 
-const isRequestFor = (url: string) => (line: LogLine): boolean => urlOf(line) === url
 const settingsLine = hasMessage(/^settings$/)
 
 t.test('routes', async t => {
@@ -100,7 +99,7 @@ t.test('SIGTERM during /predict: the inference finishes, new connections are ref
   const app = await startExampleApp(t)
   const open = await openConnections(t, app.port, 2)
   const inFlight = postJson(app.port, '/predict', { input: 'drain me', ms: 1500 })
-  await app.waitForLog(isRequestFor('/predict'))
+  await app.waitForLog(requestFor('/predict'))
   app.kill('SIGTERM')
   await app.waitForLog(hasMessage(/stopped accepting connections/))
 
@@ -155,7 +154,7 @@ t.test('a client that hangs up stops its inference, and the drain does not wait 
   const req = http.request({ host: '127.0.0.1', port: app.port, path: '/predict', method: 'POST', headers: { 'content-type': 'application/json' } })
   req.on('error', () => {})
   req.end(JSON.stringify({ input: 'never read', ms: 60_000 }))
-  await app.waitForLog(isRequestFor('/predict'))
+  await app.waitForLog(requestFor('/predict'))
   req.destroy()
   const stopped = await app.waitForLog(hasMessage(/client went away: inference stopped/))
   t.equal(stopped.ms, 60_000)

@@ -132,5 +132,9 @@ export function spawnProcess (t: Teardown, command: string, args: string[], opti
 
 export const hasMessage = (pattern: RegExp) => (line: LogLine): boolean => pattern.test(line.msg ?? '')
 
-/** The URL of the request a log line is about (Fastify's 'incoming request' lines carry it). */
-export const urlOf = (line: LogLine): string | undefined => (line.req as { url?: string } | undefined)?.url
+/** Fastify's line for a request it has just received. */
+export const isIncomingRequest = (line: LogLine): boolean => line.msg === 'incoming request'
+
+/** Fastify's 'incoming request' line for this URL: the request has reached the app. */
+export const requestFor = (url: string) => (line: LogLine): boolean =>
+  isIncomingRequest(line) && (line.req as { url?: string } | undefined)?.url === url
