@@ -7,15 +7,11 @@ import http from 'node:http'
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
-import { hasMessage, requestFor, startApp, type LogLine } from './helpers/app-process.js'
+import { hasMessage, requestFor, startApp, type LogLine, type Teardown } from './helpers/app-process.js'
 import { failure, openConnections, request, type Response } from './helpers/http.js'
 import { LogWatcher } from './helpers/log-watcher.js'
 
 const DEBUG = 20
-
-interface Tap {
-  teardown (fn: () => unknown): void
-}
 
 interface Gate { opened: Promise<void>, open (): void }
 
@@ -29,7 +25,7 @@ function gate (): Gate {
  * An app with the plugin, listening on 127.0.0.1:0, whose `/work/:name` handler logs
  * 'handler started' and then waits until the test opens the gate of that name.
  */
-async function startLimitedApp (t: Tap, options: GracefulTerminationOptions) {
+async function startLimitedApp (t: Teardown, options: GracefulTerminationOptions) {
   const log = new LogWatcher<LogLine>()
   const app: FastifyInstance = Fastify({
     forceCloseConnections: true,

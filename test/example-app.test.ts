@@ -1,12 +1,12 @@
 // The example app as users run it: compiled, in its own process, settings from the
 // cerebrium.toml of its working directory, stopped with a real SIGTERM.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import { fileURLToPath } from 'node:url'
-import { hasMessage, requestFor, spawnProcess, startCommand, type Teardown } from './helpers/app-process.js'
+import { hasMessage, requestFor, spawnProcess, startCommand } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
 import { failure, openConnections, request } from './helpers/http.js'
 
@@ -15,16 +15,12 @@ const server = fileURLToPath(new URL('../dist/example-app/server.js', import.met
 const WARN = 40
 const FATAL = 60
 
-interface Tap extends Teardown {
-  testdir (fixture: Record<string, string>): string
-}
-
 /** A fresh working directory, with a cerebrium.toml when one is given. */
-function workingDir (t: Tap, toml?: string): string {
+function workingDir (t: Test, toml?: string): string {
   return t.testdir(toml === undefined ? {} : { 'cerebrium.toml': toml })
 }
 
-function startExampleApp (t: Tap, { toml, env = {} }: { toml?: string, env?: Record<string, string> } = {}) {
+function startExampleApp (t: Test, { toml, env = {} }: { toml?: string, env?: Record<string, string> } = {}) {
   return startCommand(t, process.execPath, [server], { cwd: workingDir(t, toml), env: exampleAppEnv(env) })
 }
 

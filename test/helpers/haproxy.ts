@@ -6,12 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Teardown } from './app-process.js'
 import { LogWatcher } from './log-watcher.js'
 import { findBinary, freePort } from './system.js'
-
-interface Tap {
-  teardown (fn: () => unknown): void
-}
 
 /** The haproxy binary, or undefined. Debian puts it in /usr/sbin, not on every user's PATH. */
 export const findHaproxy = (): string | undefined => findBinary('haproxy')
@@ -39,7 +36,7 @@ const BACKEND = 'replicas'
  * `maxconn` is the replica's concurrency (Cerebrium's replica_concurrency): like the platform's
  * router, HAProxy then sends a replica at most that many requests at once and queues the rest.
  */
-export async function startHaproxy (t: Tap, binary: string, { slots, maxconn }: { slots: number, maxconn?: number }): Promise<LoadBalancer> {
+export async function startHaproxy (t: Teardown, binary: string, { slots, maxconn }: { slots: number, maxconn?: number }): Promise<LoadBalancer> {
   const dir = await mkdtemp(join(tmpdir(), 'haproxy-'))
   const socketPath = join(dir, 'admin.sock')
   const port = await freePort()
