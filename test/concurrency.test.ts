@@ -7,11 +7,9 @@ import http from 'node:http'
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
-import { hasMessage, requestFor, startApp, type LogLine, type Teardown } from './helpers/app-process.js'
+import { hasMessage, LEVEL, requestFor, startApp, type LogLine, type Teardown } from './helpers/app-process.js'
 import { failure, openConnections, request, type Response } from './helpers/http.js'
 import { LogWatcher } from './helpers/log-watcher.js'
-
-const DEBUG = 20
 
 interface Gate { opened: Promise<void>, open (): void }
 
@@ -124,7 +122,7 @@ t.test('N run, M wait in arrival order, the (N+M+1)th is refused at once; probes
   for (const name of ['q0', 'q1', 'q2']) {
     waiting.push(app.send(`/work/${name}`))
     const queued = await app.queued(`/work/${name}`)
-    t.match(queued, { level: DEBUG, plugin: 'fastify-graceful-termination', running: 2 })
+    t.match(queued, { level: LEVEL.debug, plugin: 'fastify-graceful-termination', running: 2 })
   }
   t.equal(app.graceful.queued, 3)
 
@@ -138,7 +136,7 @@ t.test('N run, M wait in arrival order, the (N+M+1)th is refused at once; probes
     code: 'FST_GRACEFUL_QUEUE_FULL',
     message: 'Every slot is busy and the queue is full; retry the request later.'
   })
-  t.match(await app.waitForLog(hasMessage(/queue full: refused/)), { level: DEBUG, running: 2, queued: 3 })
+  t.match(await app.waitForLog(hasMessage(/queue full: refused/)), { level: LEVEL.debug, running: 2, queued: 3 })
 
   const ready = await request(app.port, '/ready')
   t.equal(ready.status, 200, 'readiness is answered while every slot is busy')
@@ -193,7 +191,7 @@ t.test('queueTimeout: a request that waits too long gets a 503 and never runs', 
     message: 'No slot freed up within queueTimeout; retry the request later.'
   })
   t.ok(waitedMs >= queueTimeout - 10, `it waited queueTimeout first (${waitedMs.toFixed(0)} ms)`)
-  t.match(await app.waitForLog(hasMessage(/no slot within queueTimeout/)), { level: DEBUG, queueTimeout })
+  t.match(await app.waitForLog(hasMessage(/no slot within queueTimeout/)), { level: LEVEL.debug, queueTimeout })
   t.equal(app.graceful.queued, 0)
 
   app.open('holder')
@@ -213,7 +211,7 @@ t.test('a client that hangs up while queued gives its place back and never runs'
 
   quitter.destroy()
   const left = await app.waitForLog(hasMessage(/client left while queued/))
-  t.match(left, { level: DEBUG, queued: 0 })
+  t.match(left, { level: LEVEL.debug, queued: 0 })
   t.same((await request(app.port, '/ready')).json(), { status: 'ready', active_requests: 1, queued: 0 })
 
   const next = app.send('/work/next')
@@ -275,7 +273,7 @@ t.test('draining: queued requests are still served, new ones take a free slot bu
   t.equal(refused.status, 503, 'no slot free while draining: refused, not queued')
   t.equal(refused.json().code, 'FST_GRACEFUL_SHUTTING_DOWN')
   t.equal(refused.headers.connection, 'close')
-  t.match(await app.waitForLog(hasMessage(/every slot busy while draining/)), { level: DEBUG })
+  t.match(await app.waitForLog(hasMessage(/every slot busy while draining/)), { level: LEVEL.debug })
   const ready = await app.send('/ready')
   t.equal(ready.status, 503)
   t.same(ready.json(), { status: 'shutting_down', active_requests: 3, queued: 1 })

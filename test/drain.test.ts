@@ -2,11 +2,8 @@
 import t from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
-import { hasMessage, requestFor, startApp } from './helpers/app-process.js'
+import { hasMessage, LEVEL, requestFor, startApp } from './helpers/app-process.js'
 import { failure, openConnections, request } from './helpers/http.js'
-
-const INFO = 30
-const ERROR = 50
 
 t.test('SIGTERM: readiness 503, listener closed, open connections served and closed, in-flight finishes, exit 0', async t => {
   const app = await startApp(t, { options: { gracePeriod: 10_000 } })
@@ -53,7 +50,7 @@ t.test('SIGTERM: readiness 503, listener closed, open connections served and clo
   const phases = app.logs.filter(line => line.plugin === 'fastify-graceful-termination').map(line => line.msg)
   t.match(phases, [/shutdown started/, /stopped accepting connections/, /drained/, /shutdown complete/])
   const drained = app.logs.find(hasMessage(/^drained/))!
-  t.equal(drained.level, INFO)
+  t.equal(drained.level, LEVEL.info)
   t.type(drained.elapsedMs, 'number')
 })
 
@@ -156,7 +153,7 @@ t.test('deadline: pending work is logged and cut, exit 1 within gracePeriod', as
 
   const pending = app.logs.find(hasMessage(/cut request still in flight/))
   t.ok(pending, 'the pending request is logged')
-  t.match(pending, { level: ERROR, method: 'GET', url: '/slow?ms=30000', id: String, ageMs: Number })
+  t.match(pending, { level: LEVEL.error, method: 'GET', url: '/slow?ms=30000', id: String, ageMs: Number })
   t.ok(app.logs.some(hasMessage(/drain deadline reached/)))
 })
 
@@ -181,7 +178,7 @@ for (const [route, message] of [['/crash', 'uncaught on purpose'], ['/reject', '
     t.equal((await request(app.port, route)).status, 200)
 
     const failure = await app.waitForLog(hasMessage(/uncaught error/))
-    t.equal(failure.level, ERROR)
+    t.equal(failure.level, LEVEL.error)
     t.match(failure.err, { message })
     t.equal((await inFlight).status, 200, 'the request in flight still completes')
     const exit = await app.exited
@@ -218,9 +215,9 @@ t.test('track(): background work still running at the deadline is logged and cut
   t.ok(exit.at - signalledAt < gracePeriod, 'within gracePeriod')
 
   const deadline = app.logs.find(hasMessage(/drain deadline reached/))
-  t.match(deadline, { level: ERROR, activeRequests: 0, pendingTasks: 1, elapsedMs: Number })
+  t.match(deadline, { level: LEVEL.error, activeRequests: 0, pendingTasks: 1, elapsedMs: Number })
   const cut = app.logs.find(hasMessage(/cut task still in flight/))
-  t.match(cut, { level: ERROR, kind: 'task', ageMs: Number }, 'the pending task is logged')
+  t.match(cut, { level: LEVEL.error, kind: 'task', ageMs: Number }, 'the pending task is logged')
   t.ok((cut!.ageMs as number) >= 1000, `with its age (${cut!.ageMs} ms)`)
   t.notOk(app.logs.some(hasMessage(/background work done/)), 'it never finished')
 })

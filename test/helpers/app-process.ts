@@ -11,6 +11,9 @@ export interface LogLine {
   [field: string]: unknown
 }
 
+/** pino's levels, as its lines carry them. */
+export const LEVEL = { debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const
+
 export interface Exit {
   code: number | null
   signal: NodeJS.Signals | null
