@@ -11,6 +11,9 @@ import { hasMessage, LEVEL, requestFor, startApp, type LogLine, type Teardown } 
 import { failure, openConnections, request, type Response } from './helpers/http.js'
 import { LogWatcher } from './helpers/log-watcher.js'
 
+/** The body of the plugin's 503 for a request it will not run. */
+const refusal = (code: string, message: string) => ({ statusCode: 503, error: 'Service Unavailable', code, message })
+
 interface Gate { opened: Promise<void>, open (): void }
 
 function gate (): Gate {
@@ -130,12 +133,7 @@ t.test('N run, M wait in arrival order, the (N+M+1)th is refused at once; probes
   const refused = await request(app.port, '/work/over')
   t.equal(refused.status, 503, 'the (N+M+1)th request is refused')
   t.equal(refused.headers['retry-after'], '1')
-  t.same(refused.json(), {
-    statusCode: 503,
-    error: 'Service Unavailable',
-    code: 'FST_GRACEFUL_QUEUE_FULL',
-    message: 'Every slot is busy and the queue is full; retry the request later.'
-  })
+  t.same(refused.json(), refusal('FST_GRACEFUL_QUEUE_FULL', 'Every slot is busy and the queue is full; retry the request later.'))
   t.match(await app.waitForLog(hasMessage(/queue full: refused/)), { level: LEVEL.debug, running: 2, queued: 3 })
 
   const ready = await request(app.port, '/ready')
@@ -184,12 +182,7 @@ t.test('queueTimeout: a request that waits too long gets a 503 and never runs', 
   const waitedMs = late.endedAt - sentAt
   t.equal(late.status, 503)
   t.equal(late.headers['retry-after'], '1')
-  t.same(late.json(), {
-    statusCode: 503,
-    error: 'Service Unavailable',
-    code: 'FST_GRACEFUL_QUEUE_TIMEOUT',
-    message: 'No slot freed up within queueTimeout; retry the request later.'
-  })
+  t.same(late.json(), refusal('FST_GRACEFUL_QUEUE_TIMEOUT', 'No slot freed up within queueTimeout; retry the request later.'))
   t.ok(waitedMs >= queueTimeout - 10, `it waited queueTimeout first (${waitedMs.toFixed(0)} ms)`)
   t.match(await app.waitForLog(hasMessage(/no slot within queueTimeout/)), { level: LEVEL.debug, queueTimeout })
   t.equal(app.graceful.queued, 0)
