@@ -7,14 +7,12 @@ import http from 'node:http'
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
-import { hasMessage, startApp, urlOf, type LogLine } from './helpers/app-process.js'
+import { hasMessage, LEVEL, requestFor, startApp, type LogLine, type Teardown } from './helpers/app-process.js'
 import { failure, openConnections, request, type Response } from './helpers/http.js'
+import { LogWatcher } from './helpers/log-watcher.js'
 
-const DEBUG = 20
-
-interface Tap {
-  teardown (fn: () => unknown): void
-}
+/** The body of the plugin's 503 for a request it will not run. */
+const refusal = (code: string, message: string) => ({ statusCode: 503, error: 'Service Unavailable', code, message })
 
 interface Gate { opened: Promise<void>, open (): void }
 
@@ -28,20 +26,13 @@ function gate (): Gate {
  * An app with the plugin, listening on 127.0.0.1:0, whose `/work/:name` handler logs
  * 'handler started' and then waits until the test opens the gate of that name.
  */
-async function startLimitedApp (t: Tap, options: GracefulTerminationOptions) {
-  const logs: LogLine[] = []
-  const logged = new EventEmitter()
+async function startLimitedApp (t: Teardown, options: GracefulTerminationOptions) {
+  const log = new LogWatcher<LogLine>()
   const app: FastifyInstance = Fastify({
     forceCloseConnections: true,
     logger: {
       level: 'debug',
-      stream: {
-        write (raw: string) {
-          const line = JSON.parse(raw) as LogLine
-          logs.push(line)
-          logged.emit('line', line)
-        }
-      }
+      stream: { write: (raw: string) => log.add(JSON.parse(raw)) }
     }
   })
   await app.register(gracefulTermination, { handleSignals: false, ...options })
@@ -86,28 +77,16 @@ async function startLimitedApp (t: Tap, options: GracefulTerminationOptions) {
     await app.close()
   })
 
-  function waitForLog (match: (line: LogLine) => boolean): Promise<LogLine> {
-    const seen = logs.find(match)
-    if (seen !== undefined) return Promise.resolve(seen)
-    return new Promise(resolve => {
-      const listener = (line: LogLine): void => {
-        if (!match(line)) return
-        logged.off('line', listener)
-        resolve(line)
-      }
-      logged.on('line', listener)
-    })
-  }
+  const waitForLog = (match: (line: LogLine) => boolean): Promise<LogLine> => log.waitFor(match)
 
   return {
     graceful: app.graceful,
     port,
-    logs,
     waitForLog,
     open: (name: string) => gateOf(name).open(),
     mostInHandlers: () => mostInHandlers,
     /** Names whose handler started, in the order they started. */
-    started: () => logs.filter(hasMessage(/^handler started$/)).map(line => line.name),
+    started: () => log.lines.filter(hasMessage(/^handler started$/)).map(line => line.name),
     /** Sends a request; a failure is left for whoever awaits it, never unhandled. */
     send (path: string, options: Parameters<typeof request>[2] = {}): Promise<Response> {
       const response = request(port, path, options)
@@ -123,7 +102,7 @@ async function startLimitedApp (t: Tap, options: GracefulTerminationOptions) {
     handlerStarted: (name: string) => waitForLog(line => line.msg === 'handler started' && line.name === name),
     /** Resolves once the request to `path` waits in the queue. */
     async queued (path: string): Promise<LogLine> {
-      const { reqId } = await waitForLog(line => urlOf(line) === path)
+      const { reqId } = await waitForLog(requestFor(path))
       return waitForLog(line => line.reqId === reqId && /request queued/.test(line.msg ?? ''))
     },
     /** Resolves when the next response to `path` closes; call it before sending. */
@@ -146,7 +125,7 @@ t.test('N run, M wait in arrival order, the (N+M+1)th is refused at once; probes
   for (const name of ['q0', 'q1', 'q2']) {
     waiting.push(app.send(`/work/${name}`))
     const queued = await app.queued(`/work/${name}`)
-    t.match(queued, { level: DEBUG, plugin: 'fastify-graceful-termination', running: 2 })
+    t.match(queued, { level: LEVEL.debug, plugin: 'fastify-graceful-termination', running: 2 })
   }
   t.equal(app.graceful.queued, 3)
 
@@ -154,13 +133,8 @@ t.test('N run, M wait in arrival order, the (N+M+1)th is refused at once; probes
   const refused = await request(app.port, '/work/over')
   t.equal(refused.status, 503, 'the (N+M+1)th request is refused')
   t.equal(refused.headers['retry-after'], '1')
-  t.same(refused.json(), {
-    statusCode: 503,
-    error: 'Service Unavailable',
-    code: 'FST_GRACEFUL_QUEUE_FULL',
-    message: 'Every slot is busy and the queue is full; retry the request later.'
-  })
-  t.match(await app.waitForLog(hasMessage(/queue full: refused/)), { level: DEBUG, running: 2, queued: 3 })
+  t.same(refused.json(), refusal('FST_GRACEFUL_QUEUE_FULL', 'Every slot is busy and the queue is full; retry the request later.'))
+  t.match(await app.waitForLog(hasMessage(/queue full: refused/)), { level: LEVEL.debug, running: 2, queued: 3 })
 
   const ready = await request(app.port, '/ready')
   t.equal(ready.status, 200, 'readiness is answered while every slot is busy')
@@ -208,14 +182,9 @@ t.test('queueTimeout: a request that waits too long gets a 503 and never runs', 
   const waitedMs = late.endedAt - sentAt
   t.equal(late.status, 503)
   t.equal(late.headers['retry-after'], '1')
-  t.same(late.json(), {
-    statusCode: 503,
-    error: 'Service Unavailable',
-    code: 'FST_GRACEFUL_QUEUE_TIMEOUT',
-    message: 'No slot freed up within queueTimeout; retry the request later.'
-  })
+  t.same(late.json(), refusal('FST_GRACEFUL_QUEUE_TIMEOUT', 'No slot freed up within queueTimeout; retry the request later.'))
   t.ok(waitedMs >= queueTimeout - 10, `it waited queueTimeout first (${waitedMs.toFixed(0)} ms)`)
-  t.match(await app.waitForLog(hasMessage(/no slot within queueTimeout/)), { level: DEBUG, queueTimeout })
+  t.match(await app.waitForLog(hasMessage(/no slot within queueTimeout/)), { level: LEVEL.debug, queueTimeout })
   t.equal(app.graceful.queued, 0)
 
   app.open('holder')
@@ -235,7 +204,7 @@ t.test('a client that hangs up while queued gives its place back and never runs'
 
   quitter.destroy()
   const left = await app.waitForLog(hasMessage(/client left while queued/))
-  t.match(left, { level: DEBUG, queued: 0 })
+  t.match(left, { level: LEVEL.debug, queued: 0 })
   t.same((await request(app.port, '/ready')).json(), { status: 'ready', active_requests: 1, queued: 0 })
 
   const next = app.send('/work/next')
@@ -297,7 +266,7 @@ t.test('draining: queued requests are still served, new ones take a free slot bu
   t.equal(refused.status, 503, 'no slot free while draining: refused, not queued')
   t.equal(refused.json().code, 'FST_GRACEFUL_SHUTTING_DOWN')
   t.equal(refused.headers.connection, 'close')
-  t.match(await app.waitForLog(hasMessage(/every slot busy while draining/)), { level: DEBUG })
+  t.match(await app.waitForLog(hasMessage(/every slot busy while draining/)), { level: LEVEL.debug })
   const ready = await app.send('/ready')
   t.equal(ready.status, 503)
   t.same(ready.json(), { status: 'shutting_down', active_requests: 3, queued: 1 })
@@ -325,7 +294,7 @@ t.test('SIGTERM with a full queue: every accepted request is served, new ones re
   })
   const isQueued = (count: number) => (line: LogLine) => /request queued/.test(line.msg ?? '') && line.queued === count
   const first = request(app.port, '/slow?ms=1500')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=1500')
+  await app.waitForLog(requestFor('/slow?ms=1500'))
   const second = request(app.port, '/slow?ms=50&n=2')
   await app.waitForLog(isQueued(1))
   const third = request(app.port, '/slow?ms=50&n=3')

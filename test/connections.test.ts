@@ -8,7 +8,7 @@ import http2 from 'node:http2'
 import net from 'node:net'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { hasMessage, startApp, urlOf, type AppProcess, type Teardown } from './helpers/app-process.js'
+import { hasMessage, isIncomingRequest, requestFor, startApp, type AppProcess, type Teardown } from './helpers/app-process.js'
 import { failure, openConnections, parseResponses, request } from './helpers/http.js'
 
 const CA = readFileSync(new URL('fixtures/tls/cert.pem', import.meta.url))
@@ -50,7 +50,7 @@ t.test('pipelined requests on a socket that dies end with it: no count, no slot 
   const pipelined = 'GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2)
   const clients = await Promise.all([connect(t, app.port), connect(t, app.port)])
   for (const client of clients) client.write(pipelined)
-  await app.waitForLog(line => line.msg === 'incoming request' && line.reqId === 'req-4')
+  await app.waitForLog(line => isIncomingRequest(line) && line.reqId === 'req-4')
   for (const client of clients) client.destroy()
 
   t.equal(await activeRequestsSettleAt(app.port, 0), 0, 'the four requests no longer count once their sockets are gone')
@@ -69,7 +69,7 @@ t.test('pipelined requests at SIGTERM: every one answered, only the last closes 
   const received = readUntilClosed(client)
   client.write(['/slow?ms=400', '/slow?ms=100', '/slow?ms=200']
     .map(path => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''))
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=200')
+  await app.waitForLog(requestFor('/slow?ms=200'))
   app.kill('SIGTERM')
 
   const responses = parseResponses(await received)
@@ -90,7 +90,7 @@ t.test('sockets that carry no request do not hold the exit, with Fastify\'s defa
   const closedByServer = [silent, slowloris, idleSocket!].map(socket => once(socket, 'close'))
 
   const inFlight = request(app.port, '/slow?ms=300')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=300')
+  await app.waitForLog(requestFor('/slow?ms=300'))
   app.kill('SIGTERM')
   const finished = await inFlight
   t.equal(finished.status, 200)
@@ -114,7 +114,7 @@ t.test('TLS: a connection still in its handshake does not hold the exit', async 
       response.on('end', () => resolve(response.statusCode!))
     }).on('error', reject)
   })
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=300')
+  await app.waitForLog(requestFor('/slow?ms=300'))
   app.kill('SIGTERM')
   t.equal(await inFlight, 200)
   await closed
@@ -144,7 +144,7 @@ for (const secure of [false, true]) {
         .then(([[headers]]) => ({ headers: headers as http2.IncomingHttpHeaders, body: Buffer.concat(chunks).toString() }))
     }
     const inFlight = stream('/slow?ms=1500')
-    await app.waitForLog(line => urlOf(line) === '/slow?ms=1500')
+    await app.waitForLog(requestFor('/slow?ms=1500'))
     app.kill('SIGTERM')
     await app.waitForLog(hasMessage(/shutdown started/))
 
@@ -173,7 +173,7 @@ t.test('every listening address: both loopback servers stop accepting, and nothi
   const silentClosed = once(silent, 'close')
 
   const inFlight = request(app.port, '/slow?ms=800')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=800')
+  await app.waitForLog(requestFor('/slow?ms=800'))
   app.kill('SIGTERM')
   await app.waitForLog(hasMessage(/stopped accepting connections/))
   t.equal(await failure(request(app.port, '/health', { host: '::1' })), 'ECONNREFUSED', '::1 stopped accepting')
@@ -234,7 +234,7 @@ async function uploadsRefused (t: Test, port: number, code: string): Promise<voi
 t.test('uploads refused while draining get their 503, never a reset', async t => {
   const app = await startApp(t, { options: { gracePeriod: 20_000, readinessDelay: 8000, maxConcurrency: 1 } })
   const holder = request(app.port, '/slow?ms=5000')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=5000')
+  await app.waitForLog(requestFor('/slow?ms=5000'))
   app.kill('SIGTERM')
   await app.waitForLog(hasMessage(/shutdown started/))
   await uploadsRefused(t, app.port, 'FST_GRACEFUL_SHUTTING_DOWN')
@@ -248,9 +248,9 @@ t.test('uploads refused for a full queue get their 503, never a reset; an admitt
   t.same(admitted, { status: 200, continued: true }, 'a request let in is told to send its body')
 
   const holder = request(app.port, '/slow?ms=30000').catch(() => 'cut')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=30000')
+  await app.waitForLog(requestFor('/slow?ms=30000'))
   const queued = request(app.port, '/slow?ms=1').catch(() => 'cut')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=1')
+  await app.waitForLog(requestFor('/slow?ms=1'))
   await uploadsRefused(t, app.port, 'FST_GRACEFUL_QUEUE_FULL')
   // A SIGTERM rather than a kill, so that this process's coverage is written too.
   app.kill('SIGTERM')

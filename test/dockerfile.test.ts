@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'smol-toml'
-import { hasMessage, startCommand, urlOf } from './helpers/app-process.js'
+import { hasMessage, requestFor, startCommand } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
 import { request } from './helpers/http.js'
 
@@ -107,7 +107,7 @@ t.test('the CMD, run from the repository root, serves and drains on SIGTERM', as
     body: JSON.stringify({ input: 'SIGTERM', ms: 800 }),
     headers: { 'content-type': 'application/json' }
   })
-  await app.waitForLog(line => urlOf(line) === '/predict')
+  await app.waitForLog(requestFor('/predict'))
   app.kill('SIGTERM')
   t.equal((await app.waitForLog(hasMessage(/shutdown started/))).reason, 'SIGTERM')
 

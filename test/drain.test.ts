@@ -2,11 +2,8 @@
 import t from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
-import { hasMessage, startApp, urlOf } from './helpers/app-process.js'
+import { hasMessage, LEVEL, requestFor, startApp } from './helpers/app-process.js'
 import { failure, openConnections, request } from './helpers/http.js'
-
-const INFO = 30
-const ERROR = 50
 
 t.test('SIGTERM: readiness 503, listener closed, open connections served and closed, in-flight finishes, exit 0', async t => {
   const app = await startApp(t, { options: { gracePeriod: 10_000 } })
@@ -16,7 +13,7 @@ t.test('SIGTERM: readiness 503, listener closed, open connections served and clo
   const open = await openConnections(t, app.port, 3)
 
   const inFlight = request(app.port, '/slow?ms=1500')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=1500')
+  await app.waitForLog(requestFor('/slow?ms=1500'))
   app.kill('SIGTERM')
   const started = await app.waitForLog(hasMessage(/shutdown started/))
   t.equal(started.reason, 'SIGTERM')
@@ -53,14 +50,14 @@ t.test('SIGTERM: readiness 503, listener closed, open connections served and clo
   const phases = app.logs.filter(line => line.plugin === 'fastify-graceful-termination').map(line => line.msg)
   t.match(phases, [/shutdown started/, /stopped accepting connections/, /drained/, /shutdown complete/])
   const drained = app.logs.find(hasMessage(/^drained/))!
-  t.equal(drained.level, INFO)
+  t.equal(drained.level, LEVEL.info)
   t.type(drained.elapsedMs, 'number')
 })
 
 t.test('SIGINT starts the same sequence', async t => {
   const app = await startApp(t, { options: { gracePeriod: 10_000 } })
   const inFlight = request(app.port, '/slow?ms=500')
-  await app.waitForLog(line => line.msg === 'incoming request')
+  await app.waitForLog(requestFor('/slow?ms=500'))
   app.kill('SIGINT')
   t.equal((await inFlight).status, 200)
   const exit = await app.exited
@@ -111,7 +108,7 @@ t.test('keep-alive: idle sockets are closed and a kept-alive request does not ho
   const closed = sockets.map(socket => once(socket!, 'close'))
 
   const inFlight = request(app.port, '/slow?ms=800', { agent })
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=800')
+  await app.waitForLog(requestFor('/slow?ms=800'))
   app.kill('SIGTERM')
 
   const finished = await inFlight
@@ -131,7 +128,7 @@ t.test('a client that aborts mid-request does not hold the drain', async t => {
   const app = await startApp(t, { options: { gracePeriod: 60_000 } })
   const req = http.get({ host: '127.0.0.1', port: app.port, path: '/slow?ms=30000', agent: false })
   req.on('error', () => {})
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=30000')
+  await app.waitForLog(requestFor('/slow?ms=30000'))
   app.kill('SIGTERM')
   await app.waitForLog(hasMessage(/shutdown started/))
   req.destroy()
@@ -143,7 +140,7 @@ t.test('deadline: pending work is logged and cut, exit 1 within gracePeriod', as
   const gracePeriod = 3000
   const app = await startApp(t, { options: { gracePeriod } })
   const cut = request(app.port, '/slow?ms=30000').then(() => 'answered', (err: Error) => err.message)
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=30000')
+  await app.waitForLog(requestFor('/slow?ms=30000'))
   const signalledAt = performance.now()
   app.kill('SIGTERM')
 
@@ -156,14 +153,14 @@ t.test('deadline: pending work is logged and cut, exit 1 within gracePeriod', as
 
   const pending = app.logs.find(hasMessage(/cut request still in flight/))
   t.ok(pending, 'the pending request is logged')
-  t.match(pending, { level: ERROR, method: 'GET', url: '/slow?ms=30000', id: String, ageMs: Number })
+  t.match(pending, { level: LEVEL.error, method: 'GET', url: '/slow?ms=30000', id: String, ageMs: Number })
   t.ok(app.logs.some(hasMessage(/drain deadline reached/)))
 })
 
 t.test('a second signal exits at once with code 1', async t => {
   const app = await startApp(t, { options: { gracePeriod: 60_000 } })
   const cut = request(app.port, '/slow?ms=30000').catch(() => 'cut')
-  await app.waitForLog(line => urlOf(line) === '/slow?ms=30000')
+  await app.waitForLog(requestFor('/slow?ms=30000'))
   app.kill('SIGTERM')
   await app.waitForLog(hasMessage(/shutdown started/))
   app.kill('SIGTERM')
@@ -177,11 +174,11 @@ for (const [route, message] of [['/crash', 'uncaught on purpose'], ['/reject', '
   t.test(`${route}: an uncaught error drains like a signal, then exits 1`, async t => {
     const app = await startApp(t, { options: { gracePeriod: 10_000 } })
     const inFlight = request(app.port, '/slow?ms=800')
-    await app.waitForLog(line => urlOf(line) === '/slow?ms=800')
+    await app.waitForLog(requestFor('/slow?ms=800'))
     t.equal((await request(app.port, route)).status, 200)
 
     const failure = await app.waitForLog(hasMessage(/uncaught error/))
-    t.equal(failure.level, ERROR)
+    t.equal(failure.level, LEVEL.error)
     t.match(failure.err, { message })
     t.equal((await inFlight).status, 200, 'the request in flight still completes')
     const exit = await app.exited
@@ -218,9 +215,9 @@ t.test('track(): background work still running at the deadline is logged and cut
   t.ok(exit.at - signalledAt < gracePeriod, 'within gracePeriod')
 
   const deadline = app.logs.find(hasMessage(/drain deadline reached/))
-  t.match(deadline, { level: ERROR, activeRequests: 0, pendingTasks: 1, elapsedMs: Number })
+  t.match(deadline, { level: LEVEL.error, activeRequests: 0, pendingTasks: 1, elapsedMs: Number })
   const cut = app.logs.find(hasMessage(/cut task still in flight/))
-  t.match(cut, { level: ERROR, kind: 'task', ageMs: Number }, 'the pending task is logged')
+  t.match(cut, { level: LEVEL.error, kind: 'task', ageMs: Number }, 'the pending task is logged')
   t.ok((cut!.ageMs as number) >= 1000, `with its age (${cut!.ageMs} ms)`)
   t.notOk(app.logs.some(hasMessage(/background work done/)), 'it never finished')
 })
@@ -228,7 +225,7 @@ t.test('track(): background work still running at the deadline is logged and cut
 t.test('graceful.signal ends a long poll when the drain starts', async t => {
   const app = await startApp(t, { options: { gracePeriod: 60_000 } })
   const poll = request(app.port, '/long-poll')
-  await app.waitForLog(line => urlOf(line) === '/long-poll')
+  await app.waitForLog(requestFor('/long-poll'))
   app.kill('SIGTERM')
   const response = await poll
   t.equal(response.status, 200)
@@ -241,8 +238,8 @@ t.test('two instances in one process both drain before the exit', async t => {
   const [first, second] = app.ports as [number, number]
   const short = request(first, '/slow?ms=300')
   const long = request(second, '/slow?ms=1200')
-  await app.waitForLog(line => line.instance === 1 && urlOf(line) === '/slow?ms=1200')
-  await app.waitForLog(line => line.instance === 0 && line.msg === 'incoming request')
+  await app.waitForLog(line => line.instance === 1 && requestFor('/slow?ms=1200')(line))
+  await app.waitForLog(line => line.instance === 0 && requestFor('/slow?ms=300')(line))
   app.kill('SIGTERM')
   t.equal((await short).status, 200)
   t.equal((await long).status, 200, 'the slower instance is not cut by the faster one')

@@ -1,30 +1,23 @@
 // The example app as users run it: compiled, in its own process, settings from the
 // cerebrium.toml of its working directory, stopped with a real SIGTERM.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import { fileURLToPath } from 'node:url'
-import { hasMessage, spawnProcess, startCommand, urlOf, type LogLine, type Teardown } from './helpers/app-process.js'
+import { hasMessage, LEVEL, requestFor, spawnProcess, startCommand } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
 import { failure, openConnections, request } from './helpers/http.js'
 
 const server = fileURLToPath(new URL('../dist/example-app/server.js', import.meta.url))
 
-const WARN = 40
-const FATAL = 60
-
-interface Tap extends Teardown {
-  testdir (fixture: Record<string, string>): string
-}
-
 /** A fresh working directory, with a cerebrium.toml when one is given. */
-function workingDir (t: Tap, toml?: string): string {
+function workingDir (t: Test, toml?: string): string {
   return t.testdir(toml === undefined ? {} : { 'cerebrium.toml': toml })
 }
 
-function startExampleApp (t: Tap, { toml, env = {} }: { toml?: string, env?: Record<string, string> } = {}) {
+function startExampleApp (t: Test, { toml, env = {} }: { toml?: string, env?: Record<string, string> } = {}) {
   return startCommand(t, process.execPath, [server], { cwd: workingDir(t, toml), env: exampleAppEnv(env) })
 }
 
@@ -36,7 +29,6 @@ function postJson (port: number, path: string, body: unknown) {
   })
 }
 
-const isRequestFor = (url: string) => (line: LogLine): boolean => urlOf(line) === url
 const settingsLine = hasMessage(/^settings$/)
 
 t.test('routes', async t => {
@@ -100,7 +92,7 @@ t.test('SIGTERM during /predict: the inference finishes, new connections are ref
   const app = await startExampleApp(t)
   const open = await openConnections(t, app.port, 2)
   const inFlight = postJson(app.port, '/predict', { input: 'drain me', ms: 1500 })
-  await app.waitForLog(isRequestFor('/predict'))
+  await app.waitForLog(requestFor('/predict'))
   app.kill('SIGTERM')
   await app.waitForLog(hasMessage(/stopped accepting connections/))
 
@@ -155,7 +147,7 @@ t.test('a client that hangs up stops its inference, and the drain does not wait 
   const req = http.request({ host: '127.0.0.1', port: app.port, path: '/predict', method: 'POST', headers: { 'content-type': 'application/json' } })
   req.on('error', () => {})
   req.end(JSON.stringify({ input: 'never read', ms: 60_000 }))
-  await app.waitForLog(isRequestFor('/predict'))
+  await app.waitForLog(requestFor('/predict'))
   req.destroy()
   const stopped = await app.waitForLog(hasMessage(/client went away: inference stopped/))
   t.equal(stopped.ms, 60_000)
@@ -183,7 +175,7 @@ t.test('settings come from the cerebrium.toml in the working directory', async t
   t.equal((await request(app.port, '/readyz')).status, 200, 'readiness on readycheck_endpoint')
   t.equal((await request(app.port, '/livez')).status, 200, 'liveness on healthcheck_endpoint')
   t.equal((await request(app.port, '/ready')).status, 404)
-  t.notOk(app.logs.some(line => line.level === WARN), 'no contradiction, no warning')
+  t.notOk(app.logs.some(line => line.level === LEVEL.warn), 'no contradiction, no warning')
 
   app.kill('SIGTERM')
   t.match(await app.waitForLog(hasMessage(/shutdown started/)), { gracePeriod: 7000 })
@@ -206,7 +198,7 @@ t.test('with PORT unset, the app listens on the toml\'s port', async t => {
 t.test('environment variables override the toml, and the drift is logged as a warning', async t => {
   const app = await startExampleApp(t, { toml: TOML, env: { GRACE_PERIOD_MS: '5000', MAX_CONCURRENCY: '2', READINESS_DELAY_MS: '100' } })
   t.match(await app.waitForLog(settingsLine), { gracePeriod: 5000, maxConcurrency: 2, readinessDelay: 100 })
-  const warnings = app.logs.filter(line => line.level === WARN)
+  const warnings = app.logs.filter(line => line.level === LEVEL.warn)
   t.match(warnings, [
     { option: 'gracePeriod', value: 5000, source: 'GRACE_PERIOD_MS', tomlValue: 7, msg: /gracePeriod is 5000 .*\.response_grace_period = 7 \(7000\)/ },
     { option: 'maxConcurrency', value: 2, source: 'MAX_CONCURRENCY', tomlValue: 3, msg: /maxConcurrency is 2 .*\.replica_concurrency = 3/ }
@@ -230,7 +222,7 @@ for (const [what, { toml, env = {} }, err] of startFailures) {
     const app = spawnProcess(t, process.execPath, [server], { cwd: workingDir(t, toml), env: exampleAppEnv(env) })
     const exit = await app.exited
     t.equal(exit.code, 1)
-    const fatal = app.logs.find(line => line.level === FATAL)
+    const fatal = app.logs.find(line => line.level === LEVEL.fatal)
     t.match(fatal, { msg: 'could not start', err })
     t.notOk(app.logs.some(hasMessage(/Server listening/)))
   })

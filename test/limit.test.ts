@@ -1,5 +1,5 @@
 // The concurrency limit on its own: no Fastify, no sockets, only entries and turns.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Semaphore } from 'async-mutex'
 import { setImmediate as nextLoopTurn } from 'node:timers/promises'
 import { ConcurrencyLimit, type Place, type LimitOptions, type Turn } from '../lib/limit.js'
@@ -26,6 +26,13 @@ function limitWithLog (options: Partial<LimitOptions>) {
     return { name, admission, turn }
   }
   return { limit, turns, enter }
+}
+
+/** One slot, taken by 'holder', with 'a' then 'b' waiting for it; every cancel of the line recorded. */
+function twoWaitingForOneSlot (t: Test) {
+  const cancels = t.capture(Semaphore.prototype, 'cancel', Semaphore.prototype.cancel)
+  const { limit, turns, enter } = limitWithLog({ maxConcurrency: 1, maxQueue: 3 })
+  return { cancels, limit, turns, enter, holder: enter('holder'), a: enter('a'), b: enter('b') }
 }
 
 t.test('slots are taken at once up to maxConcurrency, then requests queue, then are refused', async t => {
@@ -128,11 +135,7 @@ t.test('a slot freed with only departed waiters in the line becomes free again',
 })
 
 t.test('many waiters leaving while no slot frees: the line is rebuilt, order kept', async t => {
-  const cancels = t.capture(Semaphore.prototype, 'cancel', Semaphore.prototype.cancel)
-  const { limit, turns, enter } = limitWithLog({ maxConcurrency: 1, maxQueue: 3 })
-  const holder = enter('holder')
-  const a = enter('a')
-  const b = enter('b')
+  const { cancels, limit, turns, enter, holder, a, b } = twoWaitingForOneSlot(t)
   for (let i = 0; i < 100; i++) {
     enter(`gone${i}`).admission!.leave()
     await nextLoopTurn() // clients hang up one event at a time
@@ -150,11 +153,7 @@ t.test('many waiters leaving while no slot frees: the line is rebuilt, order kep
 })
 
 t.test('a slot freed while the line is being rebuilt goes to the oldest waiter', async t => {
-  const cancels = t.capture(Semaphore.prototype, 'cancel', Semaphore.prototype.cancel)
-  const { limit, turns, enter } = limitWithLog({ maxConcurrency: 1, maxQueue: 3 })
-  const holder = enter('holder')
-  const a = enter('a')
-  const b = enter('b')
+  const { cancels, limit, turns, enter, holder, a, b } = twoWaitingForOneSlot(t)
   for (const name of ['g1', 'g2', 'g3', 'g4']) enter(name).admission!.leave()
   t.equal(cancels.calls.length, 1, 'the fourth departure cancelled the line')
   // Before its entries line up again (on the next promise reactions), the slot frees.

@@ -4,6 +4,7 @@ import Fastify from 'fastify'
 import { Writable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
 import { DEFAULTS, resolveOptions } from '../lib/options.js'
+import { LEVEL } from './helpers/app-process.js'
 
 function selfContaining (): object {
   const value: Record<string, unknown> = {}
@@ -99,7 +100,7 @@ t.test('a gracePeriod under 1000 ms warns that it looks like seconds', async t =
   const app = Fastify({ logger: { stream } })
   await app.register(gracefulTermination, { gracePeriod: 30, handleSignals: false })
   await app.close()
-  const warning = lines.find(line => line.level === 40)
+  const warning = lines.find(line => line.level === LEVEL.warn)
   t.match(warning, { gracePeriod: 30, msg: /gracePeriod is 30 ms: .*did you mean 30000\?/ })
 })
 
@@ -108,5 +109,5 @@ t.test('a gracePeriod of 1000 ms or more does not warn', async t => {
   const app = Fastify({ logger: { stream } })
   await app.register(gracefulTermination, { gracePeriod: 1000, handleSignals: false })
   await app.close()
-  t.notOk(lines.some(line => line.level === 40))
+  t.notOk(lines.some(line => line.level === LEVEL.warn))
 })

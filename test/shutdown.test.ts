@@ -1,20 +1,19 @@
-// The shutdown sequence alone, driven through fake parts: no server, no process.
+// The shutdown sequence alone, driven through fakes: no server, no process.
 import t from 'tap'
 import { gracePeriodBudget, ShutdownSequence, type ShutdownOptions } from '../lib/shutdown.js'
 import { InFlightTracker, type RequestInfo } from '../lib/tracker.js'
+import { LogWatcher } from './helpers/log-watcher.js'
 
-function fakeParts (overrides: Partial<ShutdownOptions> = {}) {
+function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
   const events: string[] = []
-  const logs: Array<{ level: string, msg: string, fields: object }> = []
-  const logWatchers: Array<{ pattern: RegExp, resolve: () => void }> = []
+  const logs = new LogWatcher<{ level: string, msg: string, fields: object }>()
   const log = (level: string) => (fields: object, msg: string) => {
-    logs.push({ level, msg, fields })
     events.push(`log:${msg}`)
-    for (const watcher of logWatchers.filter(w => w.pattern.test(msg))) watcher.resolve()
+    logs.add({ level, msg, fields })
   }
-  const logged = (pattern: RegExp): Promise<void> => new Promise(resolve => { logWatchers.push({ pattern, resolve }) })
+  const logged = (pattern: RegExp) => logs.waitFor(line => pattern.test(line.msg))
   const tracker = new InFlightTracker<RequestInfo>({ requestInfo: request => request })
-  const parts: ShutdownOptions = {
+  const options: ShutdownOptions = {
     tracker,
     gracePeriod: 10_000,
     readinessDelay: 0,
@@ -31,7 +30,7 @@ function fakeParts (overrides: Partial<ShutdownOptions> = {}) {
     closeApp: async () => { events.push('close') },
     ...overrides
   }
-  return { parts, tracker, events, logs, logged }
+  return { options, tracker, events, logs: logs.lines, logged }
 }
 
 t.test('the budget keeps a reserve for close and exit', async t => {
@@ -45,8 +44,8 @@ t.test('the budget keeps a reserve for close and exit', async t => {
 })
 
 t.test('nothing in flight: retire, stop accepting, close idle connections, close, in that order', async t => {
-  const { parts, events, logs } = fakeParts()
-  const sequence = new ShutdownSequence(parts)
+  const { options, events, logs } = fakeOptions()
+  const sequence = new ShutdownSequence(options)
   const outcome = await sequence.start('test')
   t.match(outcome, { reason: 'test', drained: true, closed: true })
   t.same(events.filter(event => !event.startsWith('log:')), ['retire', 'stop accepting', 'close idle', 'close'])
@@ -56,8 +55,8 @@ t.test('nothing in flight: retire, stop accepting, close idle connections, close
 })
 
 t.test('waits for the readiness delay before refusing, then for the last request', async t => {
-  const { parts, tracker, events, logged } = fakeParts({ readinessDelay: 30 })
-  const sequence = new ShutdownSequence(parts)
+  const { options, tracker, events, logged } = fakeOptions({ readinessDelay: 30 })
+  const sequence = new ShutdownSequence(options)
   const request = tracker.begin({ method: 'GET', url: '/', id: '1' })
   const stopped = logged(/stopped accepting connections/)
   const done = sequence.start('test')
@@ -73,10 +72,10 @@ t.test('waits for the readiness delay before refusing, then for the last request
 })
 
 t.test('the drain deadline logs what is pending, cuts it and still closes', async t => {
-  const { parts, tracker, events, logs } = fakeParts({ gracePeriod: 100 })
+  const { options, tracker, events, logs } = fakeOptions({ gracePeriod: 100 })
   tracker.begin({ method: 'POST', url: '/predict', id: 'req-7' })
   tracker.track(new Promise(() => {}))
-  const outcome = await new ShutdownSequence(parts).start('SIGTERM')
+  const outcome = await new ShutdownSequence(options).start('SIGTERM')
   t.match(outcome, { drained: false, closed: true })
   t.ok(outcome.elapsedMs >= gracePeriodBudget(100).drainMs - 1, 'not before the deadline')
   t.same(events.filter(event => !event.startsWith('log:')), ['retire', 'stop accepting', 'end event streams', 'close websockets', 'destroy all', 'close'],
@@ -89,18 +88,18 @@ t.test('the drain deadline logs what is pending, cuts it and still closes', asyn
 })
 
 t.test('a close that hangs or fails is reported, not awaited forever', async t => {
-  const hanging = fakeParts({ gracePeriod: 100, closeApp: () => new Promise(() => {}) })
-  t.match(await new ShutdownSequence(hanging.parts).start('x'), { drained: true, closed: false })
+  const hanging = fakeOptions({ gracePeriod: 100, closeApp: () => new Promise(() => {}) })
+  t.match(await new ShutdownSequence(hanging.options).start('x'), { drained: true, closed: false })
   t.ok(hanging.logs.some(line => /did not finish in time/.test(line.msg)))
 
-  const failing = fakeParts({ closeApp: async () => { throw new Error('pool refused to close') } })
-  t.match(await new ShutdownSequence(failing.parts).start('x'), { drained: true, closed: false })
+  const failing = fakeOptions({ closeApp: async () => { throw new Error('pool refused to close') } })
+  t.match(await new ShutdownSequence(failing.options).start('x'), { drained: true, closed: false })
   t.match(failing.logs.find(line => line.level === 'error'), { fields: { err: { message: 'pool refused to close' } } })
 })
 
 t.test('closeStarted: a direct fastify.close() aborts the signal; start() then reports', async t => {
-  const { parts, events } = fakeParts()
-  const sequence = new ShutdownSequence(parts)
+  const { options, events } = fakeOptions()
+  const sequence = new ShutdownSequence(options)
   sequence.closeStarted()
   t.equal(sequence.state, 'closing')
   t.equal(sequence.signal.aborted, true)
@@ -110,7 +109,7 @@ t.test('closeStarted: a direct fastify.close() aborts the signal; start() then r
 })
 
 t.test('closeWebSocketsOnDrain: WebSockets get Going Away when the drain starts', async t => {
-  const { parts, events } = fakeParts({ closeWebSocketsOnDrain: true })
-  await new ShutdownSequence(parts).start('SIGTERM')
+  const { options, events } = fakeOptions({ closeWebSocketsOnDrain: true })
+  await new ShutdownSequence(options).start('SIGTERM')
   t.same(events.filter(event => !event.startsWith('log:')).slice(0, 2), ['retire', 'close websockets'])
 })

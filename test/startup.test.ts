@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import { fileURLToPath } from 'node:url'
 import gracefulTermination from '../lib/index.js'
 import { startedByFastifyCli } from '../lib/registration.js'
-import { fixtureArgs, fixturePath, hasMessage, spawnProcess, startApp, startCommand } from './helpers/app-process.js'
+import { fixtureArgs, fixturePath, hasMessage, LEVEL, spawnProcess, startApp, startCommand } from './helpers/app-process.js'
 import { request } from './helpers/http.js'
 
 t.test('registered inside an encapsulated plugin: a coded error at register time', async t => {
@@ -40,7 +40,7 @@ t.test('SIGTERM while the app is still starting: exit 0 at once, and it says so'
   t.equal(exit.code, 0, 'nothing was in flight')
   t.ok(exit.at - signalledAt < 2000, `without waiting for the model (${(exit.at - signalledAt).toFixed(0)} ms)`)
   t.ok(app.logs.some(hasMessage(/stopped while starting/)))
-  t.notOk(app.logs.some(line => (line.level ?? 0) >= 50), 'no error logged')
+  t.notOk(app.logs.some(line => (line.level ?? 0) >= LEVEL.error), 'no error logged')
 })
 
 t.test('a non-zero exit code the app set survives a clean drain', async t => {
@@ -59,7 +59,7 @@ t.test('an onClose hook that fails: one line says so, exit 1', async t => {
   t.equal(exit.code, 1)
   const failed = app.logs.filter(hasMessage(/fastify\.close\(\) failed/))
   t.equal(failed.length, 1, 'logged once')
-  t.match(failed[0], { level: 50, err: { message: 'the pool refused to close' } })
+  t.match(failed[0], { level: LEVEL.error, err: { message: 'the pool refused to close' } })
   t.notOk(app.logs.some(hasMessage(/did not finish in time/)), 'not also reported as a timeout')
   t.ok(app.logs.some(hasMessage(/^exiting with code 1: fastify\.close\(\) did not complete/)))
 })
@@ -78,9 +78,9 @@ t.test('with Fastify\'s default logger: false, an exit 1 still says why on stder
   t.equal(await cut, 'cut')
   const lines = app.stderr.join('').trim().split('\n').map(line => JSON.parse(line))
   t.match(lines, [
-    { level: 50, plugin: 'fastify-graceful-termination', msg: /drain deadline reached/ },
-    { level: 50, kind: 'request', url: '/slow?ms=30000', msg: /cut request still in flight/ },
-    { level: 50, msg: 'exiting with code 1: work was still in flight at the drain deadline' }
+    { level: LEVEL.error, plugin: 'fastify-graceful-termination', msg: /drain deadline reached/ },
+    { level: LEVEL.error, kind: 'request', url: '/slow?ms=30000', msg: /cut request still in flight/ },
+    { level: LEVEL.error, msg: 'exiting with code 1: work was still in flight at the drain deadline' }
   ])
   t.notOk(app.logs.some(line => line.plugin !== undefined), 'nothing of the plugin on stdout')
 })
@@ -91,7 +91,7 @@ t.test('with logger: false, an error on stderr has its type, message and stack, 
   t.equal((await app.exited).code, 1)
   const lines = app.stderr.join('').trim().split('\n').map(line => JSON.parse(line))
   t.match(lines.find(line => /fastify\.close\(\) failed/.test(line.msg)), {
-    level: 50,
+    level: LEVEL.error,
     err: { type: 'Error', message: 'the pool refused to close', stack: /at / }
   })
 })
@@ -103,7 +103,7 @@ t.test('started by fastify-cli: a warning with the fix', async t => {
   })
   // Logged at register time, so before the app listened.
   const warning = app.logs.find(hasMessage(/fastify-cli/))
-  t.match(warning, { level: 40, plugin: 'fastify-graceful-termination', msg: /calls fastify\.close\(\) at once.*Start the app with node/ })
+  t.match(warning, { level: LEVEL.warn, plugin: 'fastify-graceful-termination', msg: /calls fastify\.close\(\) at once.*Start the app with node/ })
   t.same((await request(app.port, '/hello')).json(), { hello: 'world' }, 'the app itself runs')
 })
 

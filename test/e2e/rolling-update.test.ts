@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import autocannon from 'autocannon'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { fixtureArgs, hasMessage, startCommand, startNodeApp, type AppProcess, type Exit, type LogLine } from '../helpers/app-process.js'
+import { fixtureArgs, hasMessage, isIncomingRequest, startCommand, startNodeApp, type AppProcess, type Exit, type LogLine } from '../helpers/app-process.js'
 import { exampleAppEnv } from '../helpers/example-app.js'
 import { cerebriumOptions } from '../../lib/cerebrium.js'
 import { findHaproxy, startHaproxy } from '../helpers/haproxy.js'
@@ -144,7 +144,7 @@ t.test('rolling update behind HAProxy with the plugin: zero failed requests', { 
 
 /** Requests a replica logged as started and never as completed: cut when it died. */
 function cutRequests (logs: LogLine[]): number {
-  const started = new Set(logs.filter(line => line.msg === 'incoming request').map(line => line.reqId))
+  const started = new Set(logs.filter(isIncomingRequest).map(line => line.reqId))
   for (const line of logs) if (line.msg === 'request completed') started.delete(line.reqId)
   return started.size
 }

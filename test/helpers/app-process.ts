@@ -2,6 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { LogWatcher } from './log-watcher.js'
 
 export interface LogLine {
   level?: number
@@ -9,6 +10,9 @@ export interface LogLine {
   instance?: number
   [field: string]: unknown
 }
+
+/** pino's levels, as its lines carry them. */
+export const LEVEL = { debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const
 
 export interface Exit {
   code: number | null
@@ -108,42 +112,34 @@ export function spawnProcess (t: Teardown, command: string, args: string[], opti
     await exited
   })
 
-  const logs: LogLine[] = []
-  const watchers = new Set<{ match: (line: LogLine) => boolean, resolve: (line: LogLine) => void }>()
+  const log = new LogWatcher<LogLine>()
   const stderr: string[] = []
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk))
   createInterface({ input: child.stdout! }).on('line', raw => {
     let line: LogLine
     try { line = JSON.parse(raw) } catch { line = { msg: raw } }
-    logs.push(line)
-    for (const watcher of watchers) {
-      if (watcher.match(line)) { watchers.delete(watcher); watcher.resolve(line) }
-    }
+    log.add(line)
   })
-
-  function waitForLog (match: (line: LogLine) => boolean, what = 'a log line'): Promise<LogLine> {
-    const seen = logs.find(match)
-    if (seen) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      watchers.add({ match, resolve })
-      exited.then(exit => reject(new Error(
-        `process exited (code ${exit.code}, signal ${exit.signal}) before ${what}\n` +
-        `stdout: ${logs.map(l => JSON.stringify(l)).join('\n')}\nstderr: ${stderr.join('')}`
-      )))
-    })
-  }
+  exited.then(exit => log.end(what => new Error(
+    `process exited (code ${exit.code}, signal ${exit.signal}) before ${what}\n` +
+    `stdout: ${log.lines.map(l => JSON.stringify(l)).join('\n')}\nstderr: ${stderr.join('')}`
+  )), (err: Error) => log.end(() => err))
 
   return {
     child,
-    logs,
+    logs: log.lines,
     stderr,
     exited,
-    waitForLog,
+    waitForLog: (match, what = 'a log line') => log.waitFor(match, what),
     kill: signal => { child.kill(signal) }
   }
 }
 
 export const hasMessage = (pattern: RegExp) => (line: LogLine): boolean => pattern.test(line.msg ?? '')
 
-/** The URL of the request a log line is about (Fastify's 'incoming request' lines carry it). */
-export const urlOf = (line: LogLine): string | undefined => (line.req as { url?: string } | undefined)?.url
+/** Fastify's line for a request it has just received. */
+export const isIncomingRequest = (line: LogLine): boolean => line.msg === 'incoming request'
+
+/** Fastify's 'incoming request' line for this URL: the request has reached the app. */
+export const requestFor = (url: string) => (line: LogLine): boolean =>
+  isIncomingRequest(line) && (line.req as { url?: string } | undefined)?.url === url

@@ -6,11 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Teardown } from './app-process.js'
+import { LogWatcher } from './log-watcher.js'
 import { findBinary, freePort } from './system.js'
-
-interface Tap {
-  teardown (fn: () => unknown): void
-}
 
 /** The haproxy binary, or undefined. Debian puts it in /usr/sbin, not on every user's PATH. */
 export const findHaproxy = (): string | undefined => findBinary('haproxy')
@@ -38,7 +36,7 @@ const BACKEND = 'replicas'
  * `maxconn` is the replica's concurrency (Cerebrium's replica_concurrency): like the platform's
  * router, HAProxy then sends a replica at most that many requests at once and queues the rest.
  */
-export async function startHaproxy (t: Tap, binary: string, { slots, maxconn }: { slots: number, maxconn?: number }): Promise<LoadBalancer> {
+export async function startHaproxy (t: Teardown, binary: string, { slots, maxconn }: { slots: number, maxconn?: number }): Promise<LoadBalancer> {
   const dir = await mkdtemp(join(tmpdir(), 'haproxy-'))
   const socketPath = join(dir, 'admin.sock')
   const port = await freePort()
@@ -78,25 +76,12 @@ backend ${BACKEND}
     await rm(dir, { recursive: true, force: true })
   })
 
-  const lines: string[] = []
-  const watchers = new Set<{ pattern: RegExp, resolve: (line: string) => void }>()
+  const output = new LogWatcher<string>()
   for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on('line', line => {
-      lines.push(line)
-      for (const watcher of watchers) {
-        if (watcher.pattern.test(line)) { watchers.delete(watcher); watcher.resolve(line) }
-      }
-    })
+    createInterface({ input: stream }).on('line', line => output.add(line))
   }
-  /** Resolves with the first line HAProxy printed (past or future) that matches. */
-  function waitForLine (pattern: RegExp): Promise<string> {
-    const seen = lines.find(line => pattern.test(line))
-    if (seen !== undefined) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      watchers.add({ pattern, resolve })
-      exited.then(([code]) => reject(new Error(`haproxy exited (code ${code}) before printing ${pattern}\n${lines.join('\n')}`)))
-    })
-  }
+  exited.then(([code]) => output.end(what => new Error(`haproxy exited (code ${code}) before printing ${what}\n${output.lines.join('\n')}`)),
+    (err: Error) => output.end(() => err))
 
   function command (line: string): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -112,7 +97,7 @@ backend ${BACKEND}
 
   // HAProxy prints nothing once it is ready: its admin socket answering is the sign.
   for (let attempt = 0; ; attempt++) {
-    if (child.exitCode !== null) throw new Error(`haproxy exited with code ${child.exitCode}\n${lines.join('\n')}`)
+    if (child.exitCode !== null) throw new Error(`haproxy exited with code ${child.exitCode}\n${output.lines.join('\n')}`)
     try {
       await command('show info')
       break
@@ -130,7 +115,8 @@ backend ${BACKEND}
       const name = `slot${++used}`
       await command(`set server ${BACKEND}/${name} addr 127.0.0.1 port ${serverPort}`)
       await command(`set server ${BACKEND}/${name} state ready`)
-      await waitForLine(new RegExp(`Server ${BACKEND}/${name} is UP`))
+      const up = new RegExp(`Server ${BACKEND}/${name} is UP`)
+      await output.waitFor(line => up.test(line), String(up))
     },
     async backendStats () {
       const [header, ...rows] = (await command('show stat')).split('\n')
