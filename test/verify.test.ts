@@ -3,14 +3,19 @@
 // node:http server that ignores SIGTERM.
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import http from 'node:http'
+import net from 'node:net'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidOptionError, UsageError } from '../lib/errors.js'
 import { parseArguments } from '../lib/verify/arguments.js'
 import { commandFromDockerfile } from '../lib/verify/dockerfile.js'
-import { classify, type RequestCounts } from '../lib/verify/load.js'
-import type { Report } from '../lib/verify/report.js'
+import { complete } from '../lib/verify/idle-sockets.js'
+import { classify, Load, type RequestCounts } from '../lib/verify/load.js'
+import { progressLine } from '../lib/verify/progress.js'
+import { formatReport, judge, type Report } from '../lib/verify/report.js'
+import { verify, type Progress } from '../lib/verify/run.js'
 import { typeScriptArgs } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
 
@@ -73,6 +78,11 @@ t.test('the example app drains: nothing lost, exit 0, within the grace period', 
   t.equal(report.readiness.mode, 'http')
   t.ok(report.readiness.notReadyAfterMs !== null && report.readiness.notReadyAfterMs >= 0, 'readiness failed after the signal')
   t.same(report.warnings, [])
+  const table = formatReport(report)
+  t.match(table, /^fastify-graceful-termination verify: PASS\n/)
+  t.match(table, new RegExp(`\\n  answered 2xx +${requests.ok}\\n`))
+  t.match(table, /\n {2}reset or cut after being sent \(LOST\) +0\n/)
+  t.match(table, /\n {2}exit {9}exit code 0, \d+ ms after SIGTERM\n/)
 })
 
 t.test('bare Fastify dies at SIGTERM: requests lost, killed by the signal, exit 1', async t => {
@@ -91,6 +101,11 @@ t.test('bare Fastify dies at SIGTERM: requests lost, killed by the signal, exit 
   t.equal(report.readiness.mode, 'tcp', '/ready answered 404: started on a TCP connect')
   t.match(report.idleSockets, { opened: 3, closedByService: 0, openAtExit: 3 }, 'idle sockets still open when it died')
   t.match(report.failures, [/requests lost/, /killed by SIGTERM/])
+  const table = formatReport(report)
+  t.match(table, /^fastify-graceful-termination verify: FAIL\n/)
+  t.match(table, new RegExp(`\\n  reset or cut after being sent \\(LOST\\) +${requests.reset}\\n`))
+  t.match(table, /\n {2}FAIL: \d+ requests? lost: /)
+  t.match(table, /\n {2}still open when the process died +3\n/)
 })
 
 t.test('--dockerfile runs the Dockerfile\'s CMD, which drains', async t => {
@@ -114,6 +129,7 @@ t.test('a service that outlives the grace period is killed, as the platform woul
   t.ok(report.exit!.afterSignalMs! >= 1000 && report.exit!.afterSignalMs! < 3000, `killed ${report.exit!.afterSignalMs} ms after SIGTERM`)
   t.ok(report.requests!.ok > 0, 'it served until then')
   t.ok(report.failures.some(failure => /still running 1000 ms after SIGTERM.*SIGKILL sent/.test(failure)), 'the grace period is why it failed')
+  t.match(formatReport(report), /\n {2}grace period 1000 ms \(--grace-period\): EXCEEDED, SIGKILL sent\n/)
 })
 
 t.test('a service that cannot start, or stops before the signal, fails with the reason', async t => {
@@ -125,6 +141,7 @@ t.test('a service that cannot start, or stops before the signal, fails with the 
   t.equal(crash.code, 1)
   t.match(crash.report.failures, [/exited before it was ready \(code 3\)/])
   t.same(crash.report.output, ['no database'], 'with what it wrote')
+  t.match(formatReport(crash.report), /\n {2}last lines of the service's output:\n {4}no database\n/)
 
   const early = await verifyJson(['--warmup', '5000', '--ready-path', 'none', '--', process.execPath, '-e',
     "const server = require('node:net').createServer().listen(process.env.PORT, '127.0.0.1'); setTimeout(() => process.exit(0), 300)"])
@@ -166,9 +183,11 @@ t.test('bad usage exits 2 naming the option and the value', async t => {
   t.equal(badCommand.code, 2)
   t.match(badCommand.stderr, /unknown command "deploy"/)
 
-  const help = await runBin(['verify', '--help'])
-  t.equal(help.code, 0)
-  t.match(help.stdout, /Usage: fastify-graceful-termination verify .* -- <command\.\.\.>/)
+  const [help, topLevelHelp, nothing] = await Promise.all([runBin(['verify', '--help']), runBin(['--help']), runBin([])])
+  for (const [run, code] of [[help, 0], [topLevelHelp, 0], [nothing, 2]] as const) {
+    t.equal(run.code, code)
+    t.match(run.stdout, /Usage: fastify-graceful-termination verify .* -- <command\.\.\.>/)
+  }
 })
 
 t.test('defaults: grace period from ./cerebrium.toml, else 30 s; timeout the grace period', async t => {
@@ -201,4 +220,150 @@ t.test('each way a request ends is in one class', async t => {
   t.equal(classify({ kind: 'error', code: 'socket hang up', connected: true }), 'reset')
   t.equal(classify({ kind: 'error', code: 'ECONNRESET', connected: true }), 'reset')
   t.equal(classify({ kind: 'timeout' }), 'timeout')
+})
+
+t.test('headers and a body that is not JSON', async t => {
+  t.match(parseArguments(['--header', 'X-Api-Key: secret', '--header', 'accept:text/plain', '--', 'node', 's.js']),
+    { headers: { 'x-api-key': 'secret', accept: 'text/plain' } })
+})
+
+t.test('an idle socket knows when its response is whole', async t => {
+  const head = 'HTTP/1.1 200 OK\r\n'
+  t.equal(complete(`${head}content-length: 2\r\n\r\nok`), true)
+  t.equal(complete(`${head}content-length: 2\r\n\r\no`), false, 'half the body')
+  t.equal(complete(`${head}transfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n`), true)
+  t.equal(complete(`${head}transfer-encoding: chunked\r\n\r\n2\r\nok\r\n`), false, 'no last chunk yet')
+  t.equal(complete(`${head}connection: close\r\n\r\nok`), false, 'unframed: ends with the connection')
+  t.equal(complete(head), false, 'no end of the head')
+})
+
+t.test('the load counts each answer in its class: 2xx, another status, cut mid-body, timed out', async t => {
+  // The server decides each answer by arrival order, and keeps its own tally to compare with.
+  const served = { ok: 0, teapot: 0, cut: 0, hung: 0 }
+  const contentTypes = new Set<string | undefined>()
+  let arrived = 0
+  const server = http.createServer((request, response) => {
+    contentTypes.add(request.headers['content-type'])
+    request.resume()
+    switch (arrived++ % 4) {
+      case 0: served.ok++; response.end('ok'); break
+      case 1: served.teapot++; response.writeHead(418).end(); break
+      case 2: served.cut++; response.writeHead(200, { 'content-length': 10 }).write('half', () => response.destroy()); break
+      default: served.hung++
+    }
+  })
+  server.listen(0, '127.0.0.1')
+  await new Promise(resolve => server.once('listening', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const { port } = server.address() as net.AddressInfo
+
+  const load = new Load({ host: '127.0.0.1', port }, {
+    method: 'POST', path: '/', body: 'not json', headers: {}, rate: 40, connections: 20, timeout: 300
+  })
+  await new Promise(resolve => setTimeout(resolve, 500))
+  const counts = await load.stop()
+  t.ok(arrived >= 8, `${arrived} requests arrived`)
+  t.equal(counts.total, arrived, 'every request sent arrived')
+  t.equal(counts.ok, served.ok)
+  t.same(counts.status, { 418: served.teapot })
+  t.equal(counts.reset, served.cut, 'a body cut in the middle is lost')
+  t.equal(counts.timeout, served.hung)
+  t.equal(counts.lost, served.cut + served.hung)
+  t.same([...contentTypes], ['text/plain; charset=utf-8'], 'a body that does not parse as JSON is sent as text')
+})
+
+t.test('the progress line is rewritten in place, cut to the terminal width', async t => {
+  const calls: string[] = []
+  const terminal = {
+    columns: 40,
+    cursorTo: (x: number) => { calls.push(`cursorTo ${x}`); return true },
+    clearLine: (dir: number) => { calls.push(`clearLine ${dir}`); return true },
+    write: (text: string) => { calls.push(`write ${text}`); return true }
+  } as unknown as NodeJS.WriteStream
+  const line = progressLine(terminal)
+  line.update({ phase: 'draining', elapsedMs: 1500, sent: 30, ok: 20, inFlight: 9, lost: 1 })
+  line.clear()
+  t.same(calls, [
+    'cursorTo 0',
+    'write ' + 'verify: 1.5 s, draining: 30 sent, 20 answered 2xx, 9 in flight, 1 lost'.slice(0, 39),
+    'clearLine 1',
+    'cursorTo 0',
+    'clearLine 0'
+  ])
+})
+
+t.test('verify() reports its progress while it runs', async t => {
+  const service = "require('node:http').createServer((req, res) => setTimeout(() => res.end('ok'), 50)).listen(process.env.PORT, '127.0.0.1')"
+  const progress: Progress[] = []
+  const report = await verify(parseArguments(['--warmup', '800', '--ready-path', 'none', '--idle-sockets', '0', '--grace-period', '2000',
+    '--', process.execPath, '-e', service])!, { onProgress: update => progress.push(update) })
+  t.ok(progress.length >= 2, `${progress.length} updates`)
+  t.ok(progress.every((update, i) => i === 0 || update.sent >= progress[i - 1]!.sent), 'requests sent only grow')
+  t.ok(progress.some(update => update.phase === 'warm-up' && update.sent > 0))
+  t.ok(progress.at(-1)!.sent <= report.requests!.total)
+})
+
+t.test('the verdict: what fails a run, and what only makes it prove less', async t => {
+  const dir = t.testdir({ Dockerfile: 'FROM node\nCMD node server.js\n' })
+  const options = parseArguments(['--dockerfile', 'Dockerfile', '--grace-period', '5000'], { cwd: dir })!
+  const requests: RequestCounts = {
+    total: 10,
+    ok: 0,
+    status: { 404: 10 },
+    refused503: 0,
+    connectionRefused: 0,
+    reset: 0,
+    timeout: 0,
+    lost: 0,
+    errors: {},
+    inFlightAtSignal: 0,
+    waitingAtSignal: 0,
+    sentAfterSignal: 2,
+    okAfterSignal: 0
+  }
+  const report = judge(options, {
+    url: 'http://127.0.0.1:1',
+    pid: 1,
+    startFailure: undefined,
+    readinessMode: 'http',
+    exit: { code: 3, signal: null, afterSignalMs: 20 },
+    killedAfterGracePeriod: false,
+    signalled: true,
+    requests,
+    idleSockets: { opened: 1, closedBeforeSignal: 0, closedByService: 1, openAtExit: 0 },
+    readiness: [{ atMs: -500, answer: '200' }],
+    output: ['bye']
+  })
+  t.equal(report.pass, false)
+  t.same(report.failures, ['exited with code 3'])
+  t.match(report.warnings, [
+    /no request was in flight at the signal/,
+    /no request was answered 2xx/,
+    /\/ready never stopped answering 2xx before the exit/,
+    /shell form/
+  ])
+  t.same(report.output, ['bye'], 'a failed run keeps what the service wrote')
+  t.match(formatReport(report), /\n {2}answered 404 +10\n/)
+})
+
+t.test('Ctrl+C on verify takes the service with it', async t => {
+  const probe = net.createServer().listen(0, '127.0.0.1')
+  await new Promise(resolve => probe.once('listening', resolve))
+  const port = (probe.address() as net.AddressInfo).port
+  await new Promise(resolve => probe.close(resolve))
+  const service = "require('node:http').createServer((req, res) => res.end('ok')).listen(process.env.PORT, '127.0.0.1')"
+  const child = spawn(process.execPath, [...bin, 'verify', '--port', String(port), '--warmup', '60000', '--ready-path', 'none',
+    '--', process.execPath, '-e', service], { cwd: repoRoot, stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const connects = (): Promise<boolean> => new Promise(resolve => {
+    const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) }).once('error', () => resolve(false))
+  })
+  for (let attempt = 0; !(await connects()); attempt++) {
+    if (attempt === 200) throw new Error('the service never listened')
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  child.kill('SIGINT')
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 130, 'exit 130, as for any program stopped by Ctrl+C')
+  t.equal(await connects(), false, 'the service is gone too')
 })

@@ -76,9 +76,11 @@ export class ServiceProcess {
     try {
       const stat = readFileSync(`/proc/${this.#child.pid}/stat`, 'utf8')
       return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))
+    /* c8 ignore start: reaped between the exit check and the read, a window no test can hold open */
     } catch (err) {
       return (err as NodeJS.ErrnoException).code !== 'ENOENT'
     }
+    /* c8 ignore stop */
   }
 
   signal (signal: NodeJS.Signals): void {

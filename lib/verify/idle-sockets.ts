@@ -14,7 +14,7 @@ export interface IdleSocketCounts {
 interface Watched { socket: net.Socket, closedAt: number | undefined, serviceAlive: boolean }
 
 /** Whether `received` holds a whole HTTP/1.1 response (framed by content-length or chunked). */
-function complete (received: string): boolean {
+export function complete (received: string): boolean {
   const headEnd = received.indexOf('\r\n\r\n')
   if (headEnd === -1) return false
   const head = received.slice(0, headEnd).toLowerCase()
