@@ -18,6 +18,7 @@ import { formatReport, judge, type Report } from '../lib/verify/report.js'
 import { verify, type Progress } from '../lib/verify/run.js'
 import { typeScriptArgs } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
+import { freePort } from './helpers/system.js'
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 // The sources, so that the coverage of lib/verify counts; test/package.test.ts runs the built bin.
@@ -115,6 +116,15 @@ t.test('--dockerfile runs the Dockerfile\'s CMD, which drains', async t => {
   t.equal(report.requests!.lost, 0)
   t.ok(report.requests!.inFlightAtSignal > 0)
   t.match(report.exit, { code: 0, signal: null })
+})
+
+t.test('--url: a service that picks its own port is targeted there', async t => {
+  const port = await freePort()
+  const { code, report } = await verifyJson([...PREDICT, '--url', `http://127.0.0.1:${port}`,
+    '--', 'env', `PORT=${port}`, process.execPath, 'dist/example-app/server.js'])
+  t.equal(code, 0, JSON.stringify(report.failures))
+  t.equal(report.url, `http://127.0.0.1:${port}`)
+  t.ok(report.requests!.ok > 0 && report.requests!.lost === 0, `${report.requests!.ok} answered there, none lost`)
 })
 
 t.test('a service that outlives the grace period is killed, as the platform would, and fails', async t => {
@@ -347,10 +357,7 @@ t.test('the verdict: what fails a run, and what only makes it prove less', async
 })
 
 t.test('Ctrl+C on verify takes the service with it', async t => {
-  const probe = net.createServer().listen(0, '127.0.0.1')
-  await new Promise(resolve => probe.once('listening', resolve))
-  const port = (probe.address() as net.AddressInfo).port
-  await new Promise(resolve => probe.close(resolve))
+  const port = await freePort()
   const service = "require('node:http').createServer((req, res) => res.end('ok')).listen(process.env.PORT, '127.0.0.1')"
   const child = spawn(process.execPath, [...bin, 'verify', '--port', String(port), '--warmup', '60000', '--ready-path', 'none',
     '--', process.execPath, '-e', service], { cwd: repoRoot, stdio: 'ignore' })
