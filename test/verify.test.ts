@@ -12,13 +12,14 @@ import { InvalidOptionError, UsageError } from '../lib/errors.js'
 import { parseArguments } from '../lib/verify/arguments.js'
 import { commandFromDockerfile } from '../lib/verify/dockerfile.js'
 import { complete } from '../lib/verify/idle-sockets.js'
-import { classify, Load, type RequestCounts } from '../lib/verify/load.js'
+import { connects } from '../lib/verify/readiness.js'
+import { classify, Load, noRequests, type RequestCounts } from '../lib/verify/load.js'
 import { progressLine } from '../lib/verify/progress.js'
 import { formatReport, judge, type Report } from '../lib/verify/report.js'
 import { verify, type Progress } from '../lib/verify/run.js'
 import { typeScriptArgs } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
-import { freePort } from './helpers/system.js'
+import { freePort, waitUntilAccepting } from './helpers/system.js'
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 // The sources, so that the coverage of lib/verify counts; test/package.test.ts runs the built bin.
@@ -316,21 +317,7 @@ t.test('verify() reports its progress while it runs', async t => {
 t.test('the verdict: what fails a run, and what only makes it prove less', async t => {
   const dir = t.testdir({ Dockerfile: 'FROM node\nCMD node server.js\n' })
   const options = parseArguments(['--dockerfile', 'Dockerfile', '--grace-period', '5000'], { cwd: dir })!
-  const requests: RequestCounts = {
-    total: 10,
-    ok: 0,
-    status: { 404: 10 },
-    refused503: 0,
-    connectionRefused: 0,
-    reset: 0,
-    timeout: 0,
-    lost: 0,
-    errors: {},
-    inFlightAtSignal: 0,
-    waitingAtSignal: 0,
-    sentAfterSignal: 2,
-    okAfterSignal: 0
-  }
+  const requests: RequestCounts = { ...noRequests(), total: 10, status: { 404: 10 }, sentAfterSignal: 2 }
   const report = judge(options, {
     url: 'http://127.0.0.1:1',
     pid: 1,
@@ -362,15 +349,9 @@ t.test('Ctrl+C on verify takes the service with it', async t => {
   const child = spawn(process.execPath, [...bin, 'verify', '--port', String(port), '--warmup', '60000', '--ready-path', 'none',
     '--', process.execPath, '-e', service], { cwd: repoRoot, stdio: 'ignore' })
   t.teardown(() => { child.kill('SIGKILL') })
-  const connects = (): Promise<boolean> => new Promise(resolve => {
-    const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) }).once('error', () => resolve(false))
-  })
-  for (let attempt = 0; !(await connects()); attempt++) {
-    if (attempt === 200) throw new Error('the service never listened')
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
+  await waitUntilAccepting(port, { attempts: 200, intervalMs: 50 })
   child.kill('SIGINT')
   const [code] = await once(child, 'exit') as [number | null]
   t.equal(code, 130, 'exit 130, as for any program stopped by Ctrl+C')
-  t.equal(await connects(), false, 'the service is gone too')
+  t.equal(await connects({ host: '127.0.0.1', port }, 1000), false, 'the service is gone too')
 })

@@ -1,4 +1,5 @@
 import http from 'node:http'
+import type { VerifyOptions } from './arguments.js'
 import type { Target } from './readiness.js'
 
 /** How one request ended, as the client saw it. */
@@ -47,15 +48,24 @@ export interface RequestCounts {
   okAfterSignal: number
 }
 
-export interface LoadOptions {
-  method: string
-  path: string
-  body: string | undefined
-  headers: Record<string, string>
-  rate: number
-  connections: number
-  timeout: number
-}
+export type LoadOptions = Pick<VerifyOptions, 'method' | 'path' | 'body' | 'headers' | 'rate' | 'connections' | 'timeout'>
+
+/** Counts before the first request: each class at 0. */
+export const noRequests = (): RequestCounts => ({
+  total: 0,
+  ok: 0,
+  status: {},
+  refused503: 0,
+  connectionRefused: 0,
+  reset: 0,
+  timeout: 0,
+  lost: 0,
+  errors: {},
+  inFlightAtSignal: 0,
+  waitingAtSignal: 0,
+  sentAfterSignal: 0,
+  okAfterSignal: 0
+})
 
 interface Pending { sent: boolean, settled: boolean }
 
@@ -66,21 +76,7 @@ interface Pending { sent: boolean, settled: boolean }
  * each request ends once, in one class.
  */
 export class Load {
-  readonly counts: RequestCounts = {
-    total: 0,
-    ok: 0,
-    status: {},
-    refused503: 0,
-    connectionRefused: 0,
-    reset: 0,
-    timeout: 0,
-    lost: 0,
-    errors: {},
-    inFlightAtSignal: 0,
-    waitingAtSignal: 0,
-    sentAfterSignal: 0,
-    okAfterSignal: 0
-  }
+  readonly counts = noRequests()
 
   readonly #target: Target
   readonly #options: LoadOptions

@@ -42,7 +42,7 @@ export interface Run {
 }
 
 /** A port on 127.0.0.1 that nothing listens on right now (the kernel's pick). */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const server = net.createServer().listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address() as net.AddressInfo
