@@ -128,6 +128,16 @@ t.test('--url: a service that picks its own port is targeted there', async t => 
   t.ok(report.requests!.ok > 0 && report.requests!.lost === 0, `${report.requests!.ok} answered there, none lost`)
 })
 
+t.test('a service with no GET at all (501) has no readiness route: started on a TCP connect', async t => {
+  // Python's http.server answers 501 to a method it does not handle; this one handles POST only.
+  const server = "require('node:http').createServer((req, res) => { res.statusCode = req.method === 'POST' ? 200 : 501; res.end() })" +
+    ".listen(process.env.PORT, '127.0.0.1')"
+  const { report } = await verifyJson(['--route', 'POST /', '--warmup', '500', '--idle-sockets', '0', '--start-timeout', '5000',
+    '--', process.execPath, '-e', server])
+  t.equal(report.readiness.mode, 'tcp')
+  t.ok(report.requests!.ok > 0, `${report.requests!.ok} requests answered: the run went past the start`)
+})
+
 t.test('a service that outlives the grace period is killed, as the platform would, and fails', async t => {
   // Any HTTP service, not only Fastify: node:http that ignores SIGTERM, with 100 ms answers.
   const server = "process.on('SIGTERM', () => {}); require('node:http').createServer((req, res) => " +

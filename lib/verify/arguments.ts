@@ -55,8 +55,8 @@ Options:
   --grace-period MS        SIGKILL this long after the signal (default: response_grace_period
                            of ./cerebrium.toml, else 30000)
   --timeout MS             a request unanswered this long is lost (default: the grace period)
-  --ready-path PATH|none   readiness route, polled throughout (default /ready); a 404 or none
-                           means a TCP connect tells when the service is up
+  --ready-path PATH|none   readiness route, polled throughout (default /ready); a 404, 405 or
+                           501 there, or none, means a TCP connect tells when the service is up
   --ready-interval MS      readiness polling interval (default 100)
   --start-timeout MS       how long the service may take to be ready (default 30000)
   --idle-sockets N         idle keep-alive sockets held open through the shutdown (default 3)

@@ -37,8 +37,13 @@ export function connects ({ host, port }: Target, timeoutMs: number): Promise<bo
 export class StartError extends Error {}
 
 /**
- * Resolves once the service is ready: its readiness path answers 2xx, or, when it answers 404,
- * is not HTTP, or there is no path to ask, once it accepts a TCP connection. Rejects with a
+ * Answers that say the service has no readiness route, rather than that it is not ready: no such
+ * path (404), not for GET (405), no GET at all (501, Python's http.server), or not HTTP.
+ */
+const NO_READINESS_ROUTE = ['404', '405', '501', 'not HTTP']
+
+/**
+ * Resolves once the service is ready: its readiness path answers 2xx, or, when it has none, or there is no path to ask, once it accepts a TCP connection. Rejects with a
  * StartError when the process exits first or startTimeout passes.
  */
 export async function waitUntilReady (target: Target, service: ServiceProcess,
@@ -53,7 +58,7 @@ export async function waitUntilReady (target: Target, service: ServiceProcess,
     } else {
       last = await probe(target, readyPath, 1000)
       if (/^2\d\d$/.test(last)) return 'http'
-      if (last === '404' || last === 'not HTTP') return 'tcp'
+      if (NO_READINESS_ROUTE.includes(last)) return 'tcp'
     }
     await Promise.race([sleep(50), service.exited])
   }

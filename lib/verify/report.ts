@@ -23,7 +23,7 @@ export interface Report {
   idleSockets: IdleSocketCounts | undefined
   readiness: {
     path: string | false
-    /** 'tcp': the path answered 404 (or there is none), so a TCP connect told when the service was up. */
+    /** 'tcp': the path answered 404, 405 or 501 (or there is none), so a TCP connect told when the service was up. */
     mode: 'http' | 'tcp' | undefined
     /** Each change of answer, timed from the signal (ms). */
     changes: ReadinessChange[]
