@@ -73,10 +73,11 @@ export function commandFromDockerfile (file: string, { cwd = process.cwd() } = {
     command = commandForm(cmd!)
   } else {
     const entry = commandForm(entrypoint)
+    const args = cmd === undefined ? undefined : commandForm(cmd)
     // A shell-form ENTRYPOINT ignores CMD; an exec-form one takes CMD as its arguments.
-    command = entry.shellForm || cmd === undefined
+    command = entry.shellForm || args === undefined
       ? entry
-      : { argv: [...entry.argv, ...commandForm(cmd).argv], shellForm: commandForm(cmd).shellForm }
+      : { argv: [...entry.argv, ...args.argv], shellForm: args.shellForm }
   }
   if (command.argv.length === 0) throw new UsageError(`--dockerfile ${JSON.stringify(file)}: its CMD is empty`)
 
