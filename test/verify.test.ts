@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidOptionError, UsageError } from '../lib/errors.js'
 import { parseArguments } from '../lib/verify/arguments.js'
+import { runningFromStat } from '../lib/verify/child.js'
 import { commandFromDockerfile } from '../lib/verify/dockerfile.js'
 import { complete } from '../lib/verify/idle-sockets.js'
 import { connects } from '../lib/verify/readiness.js'
@@ -364,4 +365,14 @@ t.test('Ctrl+C on verify takes the service with it', async t => {
   const [code] = await once(child, 'exit') as [number | null]
   t.equal(code, 130, 'exit 130, as for any program stopped by Ctrl+C')
   t.equal(await connects({ host: '127.0.0.1', port }, 1000), false, 'the service is gone too')
+})
+
+t.test('a process the kernel is closing down is not alive, even while its state still reads R', async t => {
+  // Real lines of /proc/<pid>/stat; 0x400100 and 0x400104 differ in PF_EXITING (0x4) alone.
+  const stat = (name: string, state: string, flags: number): string =>
+    `2462 (${name}) ${state} 2401 2462 2462 0 -1 ${flags} 3171 0 0 0 9 2 0 0 20 0 11 0 1402 1148813312 12616`
+  t.equal(runningFromStat(stat('node', 'S', 0x400100)), true, 'sleeping: alive')
+  t.equal(runningFromStat(stat('node', 'R', 0x400104)), false, 'running, but exiting: its sockets are the kernel\'s to close')
+  t.equal(runningFromStat(stat('node', 'Z', 0x400104)), false, 'a zombie')
+  t.equal(runningFromStat(stat('my (odd) name', 'R', 0x400100)), true, 'a name with spaces and parentheses')
 })

@@ -13,6 +13,16 @@ export interface ServiceExit {
 const OUTPUT_LINES_KEPT = 30
 /** Linux tells a process's state in /proc; elsewhere only the exit event does. */
 const HAS_PROC = existsSync('/proc/self/stat')
+/** Linux's task flag for a process on its way out (include/linux/sched.h). */
+const PF_EXITING = 0x4
+
+/** Whether a /proc/<pid>/stat line describes a process that runs: neither a zombie nor exiting. */
+export function runningFromStat (stat: string): boolean {
+  // After the name in parentheses (which may hold any character): state, ppid, pgrp, session,
+  // tty_nr, tpgid, flags, …
+  const [state = '', , , , , , flags] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return !/^[ZX]/.test(state) && (Number(flags) & PF_EXITING) === 0
+}
 
 /**
  * The service under test, in a process group of its own: the signal goes to the process itself,
@@ -68,14 +78,15 @@ export class ServiceProcess {
 
   /**
    * Whether the process still runs, asked of the kernel when it can tell: a socket closed as the
-   * process died can be read before its exit is reported here. A zombie has died.
+   * process died can be read before its exit is reported here. A zombie has died, and so has a
+   * process flagged PF_EXITING: the kernel sets it before it closes a dying process's sockets,
+   * while the state can still read R (seen under load).
    */
   alive (): boolean {
     if (this.#exit !== undefined || this.#child.pid === undefined) return false
     if (!HAS_PROC) return true
     try {
-      const stat = readFileSync(`/proc/${this.#child.pid}/stat`, 'utf8')
-      return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))
+      return runningFromStat(readFileSync(`/proc/${this.#child.pid}/stat`, 'utf8'))
     /* c8 ignore start: reaped between the exit check and the read, a window no test can hold open */
     } catch (err) {
       return (err as NodeJS.ErrnoException).code !== 'ENOENT'
