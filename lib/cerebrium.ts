@@ -41,8 +41,9 @@ const ENV_OVERRIDES = [
 
 type Table = Record<string, unknown>
 
-/** Only a TOML integer is one (parsed as a BigInt): 900.0 is a float, and is refused. */
-const tomlInteger = (value: unknown): number => typeof value === 'bigint' ? Number(value) : NaN
+/** An integer as TOML writes one (parsed as a BigInt): 900.0 is a float, and is refused. */
+const tomlInteger = (min: number, max: number): Check<number> => (value, fail) =>
+  integer(min, max)(typeof value === 'bigint' ? Number(value) : NaN, fail)
 
 /** An empty endpoint is Cerebrium's way of saying "probe over TCP": the plugin then keeps its own route. */
 const endpoint: Check<string | undefined> = (value, fail) => value === '' ? undefined : routePath(value, fail)
@@ -60,13 +61,13 @@ const TOML_OPTIONS: TomlOption[] = [
   {
     key: 'cerebrium.scaling.response_grace_period',
     option: 'gracePeriod',
-    toOption: (value, fail) => integer(1, Math.floor(MAX_DURATION_MS / 1000))(tomlInteger(value), fail) * 1000,
+    toOption: (value, fail) => tomlInteger(1, Math.floor(MAX_DURATION_MS / 1000))(value, fail) * 1000,
     consequence: 'Cerebrium sends SIGKILL response_grace_period seconds after SIGTERM, and the drain must end before it'
   },
   {
     key: 'cerebrium.scaling.replica_concurrency',
     option: 'maxConcurrency',
-    toOption: (value, fail) => integer(1, Number.MAX_SAFE_INTEGER)(tomlInteger(value), fail),
+    toOption: tomlInteger(1, Number.MAX_SAFE_INTEGER),
     consequence: 'Cerebrium routes up to replica_concurrency requests at once to each replica; ' +
       'keep them equal, or the replica refuses work it was sent, or runs more than it was sized for'
   },
@@ -160,7 +161,7 @@ function readToml (path: string): { found: boolean, settings: TomlSetting[], por
   return {
     found: true,
     settings,
-    port: port === undefined ? undefined : integer(1, 65_535)(tomlInteger(port), invalidToml(path, PORT_KEY, port))
+    port: port === undefined ? undefined : tomlInteger(1, 65_535)(port, invalidToml(path, PORT_KEY, port))
   }
 }
 
