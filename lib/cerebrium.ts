@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { basename, resolve } from 'node:path'
 import { parse, TomlError } from 'smol-toml'
 import { InvalidCerebriumConfigError, InvalidOptionError } from './errors.js'
-import { decimalInteger, formatValue, integer, MAX_DURATION_MS, routePath, type Check, type Fail, type GracefulTerminationOptions } from './options.js'
+import { decimalInteger, formatValue, integer, kSettingSources, MAX_DURATION_MS, routePath, type Check, type Fail, type GracefulTerminationOptions, type SettingSources } from './options.js'
 
 export { InvalidCerebriumConfigError }
 
 /** The plugin options that cerebrium.toml or the environment can set. */
-export type CerebriumDerivedOptions = Pick<GracefulTerminationOptions,
-  'gracePeriod' | 'readinessDelay' | 'maxConcurrency' | 'readyPath' | 'healthPath'>
+type CerebriumOption = 'gracePeriod' | 'readinessDelay' | 'maxConcurrency' | 'readyPath' | 'healthPath'
+export type CerebriumDerivedOptions = Pick<GracefulTerminationOptions, CerebriumOption> & {
+  /** Where each came from (the toml, the environment, the app), for the plugin's start-up line. */
+  [kSettingSources]?: SettingSources
+}
 
 export interface CerebriumOptionsInput {
   /** Path to the toml file. Default: 'cerebrium.toml' in the working directory. */
@@ -51,10 +54,12 @@ const endpoint: Check<string | undefined> = (value, fail) => value === '' ? unde
 /** A toml key that sets a plugin option, and what goes wrong when the app disagrees with it. */
 interface TomlOption {
   key: string
-  option: keyof CerebriumDerivedOptions
+  option: CerebriumOption
   /** The option's value for the toml's; calls fail() with what is allowed when that is wrong. */
   toOption: Check<number | string | undefined>
   consequence: string
+  /** What a file without the key means on Cerebrium: its documented default, if there is one, and what to tell. */
+  whenMissing?: { value?: number, message: string }
 }
 
 const TOML_OPTIONS: TomlOption[] = [
@@ -62,14 +67,23 @@ const TOML_OPTIONS: TomlOption[] = [
     key: 'cerebrium.scaling.response_grace_period',
     option: 'gracePeriod',
     toOption: (value, fail) => tomlInteger(1, Math.floor(MAX_DURATION_MS / 1000))(value, fail) * 1000,
-    consequence: 'Cerebrium sends SIGKILL response_grace_period seconds after SIGTERM, and the drain must end before it'
+    consequence: 'Cerebrium sends SIGKILL response_grace_period seconds after SIGTERM, and the drain must end before it',
+    whenMissing: {
+      message: "Cerebrium's pages disagree on what it then waits between SIGTERM and SIGKILL: its graceful-termination page " +
+        'says the instance is terminated right after SIGTERM (unset or 0), its TOML reference gives a default of 3600 s. ' +
+        'Set it to about 1.5 times your longest request; until then the plugin plans on its own gracePeriod'
+    }
   },
   {
     key: 'cerebrium.scaling.replica_concurrency',
     option: 'maxConcurrency',
     toOption: tomlInteger(1, Number.MAX_SAFE_INTEGER),
     consequence: 'Cerebrium routes up to replica_concurrency requests at once to each replica; ' +
-      'keep them equal, or the replica refuses work it was sent, or runs more than it was sized for'
+      'keep them equal, or the replica refuses work it was sent, or runs more than it was sized for',
+    whenMissing: {
+      value: 10,
+      message: "Cerebrium's TOML reference gives it a default of 10, so maxConcurrency is 10; set it to say so"
+    }
   },
   {
     key: 'cerebrium.runtime.custom.readycheck_endpoint',
@@ -86,8 +100,8 @@ const TOML_OPTIONS: TomlOption[] = [
 ]
 const PORT_KEY = 'cerebrium.runtime.custom.port'
 
-/** A toml option as one file sets it. */
-type TomlSetting = Omit<TomlOption, 'toOption'> & { tomlValue: number | string, optionValue: number | string }
+/** A toml option as one file sets it, or as Cerebrium's default has it when the file leaves it out. */
+type TomlSetting = Omit<TomlOption, 'toOption' | 'whenMissing'> & { tomlValue: number | string, optionValue: number | string, defaulted: boolean }
 
 /**
  * Reads the settings of a Cerebrium deployment that shape the shutdown, so the platform and the
@@ -107,36 +121,59 @@ export function cerebriumOptions ({
     const value = envInteger(env, override.name, override.min, override.max)
     return value === undefined ? [] : [{ ...override, value }]
   })
+  const fromApp = Object.entries(options).filter(([, value]) => value !== undefined)
   const merged: CerebriumDerivedOptions = {
+    // Cerebrium stops routing to a replica before it sends SIGTERM, even where it runs on Kubernetes.
+    readinessDelay: 0,
     ...Object.fromEntries(toml.settings.map(setting => [setting.option, setting.optionValue])),
-    ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
+    ...Object.fromEntries(fromApp),
     ...Object.fromEntries(fromEnv.map(override => [override.option, override.value]))
   }
+  const sources: SettingSources = {
+    readinessDelay: 'Cerebrium: routing stops before SIGTERM',
+    ...Object.fromEntries(toml.settings.map(setting =>
+      [setting.option, setting.defaulted ? `Cerebrium's default ${setting.key}` : `${basename(path)} ${setting.key}`])),
+    ...Object.fromEntries(fromApp.map(([option]) => [option, 'option'])),
+    ...Object.fromEntries(fromEnv.map(override => [override.option, `environment ${override.name}`]))
+  }
 
+  for (const { key, message } of toml.missing) {
+    warn(log, { tomlKey: key, file: path }, `${path} has no ${key}: ${message}`)
+  }
   for (const setting of toml.settings) {
     const value = merged[setting.option]
     if (value === setting.optionValue) continue
     const source = fromEnv.find(override => override.option === setting.option)?.name ?? "the app's options"
     const converted = setting.tomlValue === setting.optionValue ? '' : ` (${setting.optionValue})`
+    const tomlSays = setting.defaulted
+      ? `has no ${setting.key}, whose default is ${formatValue(setting.tomlValue)}`
+      : `has ${setting.key} = ${formatValue(setting.tomlValue)}${converted}`
     warn(log, { option: setting.option, value, source, tomlKey: setting.key, tomlValue: setting.tomlValue, file: path },
-      `${setting.option} is ${formatValue(value)} (from ${source}) but ${path} has ` +
-      `${setting.key} = ${formatValue(setting.tomlValue)}${converted}: ${setting.consequence}`)
+      `${setting.option} is ${formatValue(value)} (from ${source}) but ${path} ${tomlSays}: ${setting.consequence}`)
   }
 
   return {
-    options: merged,
+    options: { ...merged, [kSettingSources]: sources },
     port: envInteger(env, 'PORT', 0, 65_535) ?? toml.port,
     file: path,
     found: toml.found
   }
 }
 
-function readToml (path: string): { found: boolean, settings: TomlSetting[], port: number | undefined } {
+interface TomlRead {
+  found: boolean
+  settings: TomlSetting[]
+  /** Keys the file leaves out that Cerebrium's behaviour depends on, with what to tell of each. */
+  missing: Array<{ key: string, message: string }>
+  port: number | undefined
+}
+
+function readToml (path: string): TomlRead {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { found: false, settings: [], port: undefined }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { found: false, settings: [], missing: [], port: undefined }
     throw new InvalidCerebriumConfigError(`${path} cannot be read: ${(err as Error).message}`, { cause: err })
   }
 
@@ -151,16 +188,23 @@ function readToml (path: string): { found: boolean, settings: TomlSetting[], por
       { cause: err })
   }
 
-  const settings = TOML_OPTIONS.flatMap(({ key, option, toOption, consequence }): TomlSetting[] => {
+  const missing: TomlRead['missing'] = []
+  const settings = TOML_OPTIONS.flatMap(({ key, option, toOption, consequence, whenMissing }): TomlSetting[] => {
     const value = lookup(path, document, key)
+    if (value === undefined && whenMissing !== undefined) {
+      missing.push({ key, message: whenMissing.message })
+      const tomlValue = whenMissing.value
+      return tomlValue === undefined ? [] : [{ option, key, tomlValue, optionValue: tomlValue, consequence, defaulted: true }]
+    }
     const optionValue = value === undefined ? undefined : toOption(value, invalidToml(path, key, value))
     if (optionValue === undefined) return []
-    return [{ option, key, tomlValue: typeof value === 'bigint' ? Number(value) : optionValue, optionValue, consequence }]
+    return [{ option, key, tomlValue: typeof value === 'bigint' ? Number(value) : optionValue, optionValue, consequence, defaulted: false }]
   })
   const port = lookup(path, document, PORT_KEY)
   return {
     found: true,
     settings,
+    missing,
     port: port === undefined ? undefined : tomlInteger(1, 65_535)(port, invalidToml(path, PORT_KEY, port))
   }
 }

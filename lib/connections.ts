@@ -1,4 +1,5 @@
 import net from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2'
@@ -23,6 +24,8 @@ class Connection {
   http: net.Socket | undefined = undefined
   /** The response we made the connection's last (Connection: close), undone if another follows. */
   closing: ServerResponse | undefined = undefined
+  /** Accepted while arrivals are noted, and its first request not seen yet. */
+  arrived = false
   constructor (readonly socket: net.Socket) {}
 }
 
@@ -42,6 +45,14 @@ export interface ConnectionsOptions {
   sseFinalEvent: string | false
   /** The app's WebSocket server (@fastify/websocket's `websocketServer`), looked up when needed. */
   webSocketServer (): WebSocketServerLike | undefined
+  /** Whether a request is the platform's probe, not traffic routed here. */
+  isProbe (request: RawRequest): boolean
+}
+
+/** New connections that brought traffic since noteArrivals(): how many, and when the last came (performance.now()). */
+export interface Arrivals {
+  count: number
+  lastAt: number
 }
 
 /**
@@ -57,13 +68,16 @@ export class Connections {
   readonly #sseFinalEvent: string | false
   readonly #webSocketServer: () => WebSocketServerLike | undefined
   readonly #onResponseClose: (this: RawResponse) => void
+  readonly #isProbe: (request: RawRequest) => boolean
   #retiring = false
   #accepting = true
+  #arrivals: Arrivals | undefined = undefined
 
-  constructor ({ onRequestEnd, sseFinalEvent, webSocketServer }: ConnectionsOptions) {
+  constructor ({ onRequestEnd, sseFinalEvent, webSocketServer, isProbe }: ConnectionsOptions) {
     this.#onRequestEnd = onRequestEnd
     this.#sseFinalEvent = sseFinalEvent
     this.#webSocketServer = webSocketServer
+    this.#isProbe = isProbe
     const connections = this
     // One function for every response, not a closure each: `this` is the response that closed.
     this.#onResponseClose = function (this: RawResponse) { connections.#end(this) }
@@ -97,6 +111,7 @@ export class Connections {
   follow (request: RawRequest, response: RawResponse): void {
     const followed = response as Followed
     if (followed[kConnection] !== undefined) return
+    if (this.#arrivals !== undefined) this.#noteArrival(request)
     response.on('close', this.#onResponseClose)
     // HTTP/2 streams always close with their session: only HTTP/1 needs the connection's list.
     const connection = request.httpVersionMajor === 2 ? undefined : connectionOf(request.socket as net.Socket)
@@ -106,6 +121,16 @@ export class Connections {
     connection.http ??= request.socket as net.Socket
     connection.responses.push(http1)
     if (this.#retiring) this.#makeLast(connection, http1)
+  }
+
+  /**
+   * From now on, counts the connections accepted that bring a request other than a probe: the
+   * evidence that something still routes here. Connections already open say nothing of routing
+   * (a kube-proxy flow outlives its rule), and probes come straight to the address whatever routes.
+   */
+  noteArrivals (): Arrivals {
+    this.#arrivals ??= { count: 0, lastAt: -Infinity }
+    return this.#arrivals
   }
 
   /** From now on the last response of each connection closes it (HTTP/1.1 Connection: close). */
@@ -181,12 +206,22 @@ export class Connections {
   #accept (socket: Tagged<net.Socket>): void {
     const connection = new Connection(socket)
     socket[kConnection] = connection
+    connection.arrived = this.#arrivals !== undefined
     this.#open.add(connection)
     socket.once('close', () => {
       this.#open.delete(connection)
       // Node emits no 'close' for a pipelined response still queued behind another: end it here.
       for (const response of connection.responses.splice(0)) this.#onRequestEnd(response)
     })
+  }
+
+  #noteArrival (request: RawRequest): void {
+    const connection = connectionOf(request.socket as net.Socket)
+    if (connection?.arrived !== true) return
+    connection.arrived = false
+    if (this.#isProbe(request)) return
+    this.#arrivals!.count++
+    this.#arrivals!.lastAt = performance.now()
   }
 
   #startSession (session: Http2Session): void {

@@ -1,20 +1,22 @@
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Server } from 'node:net'
 import { createAdmission } from './admission.js'
 import { Connections } from './connections.js'
 import { ConcurrencyLimit } from './limit.js'
 import { pluginLogger } from './log.js'
-import { resolveOptions, warnAboutOptions, type GracefulTerminationOptions } from './options.js'
+import { resolveOptions, type GracefulTerminationOptions, type Resolution } from './options.js'
+import { detectPlatform } from './platform.js'
 import { handleProcessSignals } from './process-signals.js'
 import { assertRootInstance, FASTIFY_CLI_WARNING, startedByFastifyCli } from './registration.js'
-import { registerProbeRoutes } from './routes.js'
+import { isProbeRequest, registerProbeRoutes } from './routes.js'
 import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './shutdown.js'
 import { InFlightTracker } from './tracker.js'
 import type { WebSocketServerLike } from './websockets.js'
 
 export { InvalidOptionError, NotRootError } from './errors.js'
-export type { GracefulTerminationOptions, ShutdownSignal } from './options.js'
+export type { GracefulTerminationOptions, RoutingWatch, ShutdownSignal } from './options.js'
+export type { PlatformName } from './platform.js'
 export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
 
 /** `fastify.graceful`: where the instance is in its life, and the levers of its shutdown. */
@@ -46,9 +48,10 @@ declare module 'fastify' {
 
 const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = async (fastify: FastifyInstance, rawOptions) => {
   assertRootInstance(fastify)
-  const options = resolveOptions(rawOptions)
+  const resolution = resolveOptions(rawOptions, detectPlatform())
+  const { options } = resolution
   const log = pluginLogger(fastify.log)
-  warnAboutOptions(options, log)
+  logSettings(resolution, log)
 
   const tracker = new InFlightTracker<FastifyReply>({
     requestInfo: ({ request }) => ({ method: request.method, url: request.url, id: request.id }),
@@ -59,7 +62,8 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     onRequestEnd: response => admission.end(response),
     sseFinalEvent: options.sseFinalEvent,
     // Registered after this plugin, if at all: looked up when the shutdown needs it.
-    webSocketServer: () => (fastify as FastifyInstance & { websocketServer?: WebSocketServerLike }).websocketServer
+    webSocketServer: () => (fastify as FastifyInstance & { websocketServer?: WebSocketServerLike }).websocketServer,
+    isProbe: isProbeRequest(options)
   })
   const sequence = new ShutdownSequence({
     tracker,
@@ -101,6 +105,20 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     })
     fastify.addHook('onClose', async () => stopHandlingSignals())
   }
+}
+
+/** Says once, at start, which platform was found and the settings it shaped, each with its source. */
+function logSettings ({ options, platform, sources, warnings }: Resolution, log: FastifyBaseLogger): void {
+  const setting = <Value>(value: Value, source: string) => ({ value, source })
+  log.info({
+    platform: platform?.name ?? null,
+    detectedBy: platform?.detectedBy ?? null,
+    gracePeriod: setting(options.gracePeriod, sources.gracePeriod),
+    readinessDelay: setting(options.readinessDelay, sources.readinessDelay),
+    maxConcurrency: setting(Number.isFinite(options.maxConcurrency) ? options.maxConcurrency : 'unlimited', sources.maxConcurrency),
+    signals: setting(options.signals, sources.signals)
+  }, platform === undefined ? 'no platform detected: the defaults apply' : `running on ${platform.name} (${platform.detectedBy} is set)`)
+  for (const { fields, message } of warnings) log.warn(fields, message)
 }
 
 /**

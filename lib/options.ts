@@ -1,4 +1,5 @@
 import { InvalidOptionError } from './errors.js'
+import type { Platform } from './platform.js'
 
 /** Signals that may start the shutdown: the ones close-with-grace can listen to. */
 export const SUPPORTED_SIGNALS = [
@@ -6,11 +7,25 @@ export const SUPPORTED_SIGNALS = [
 ] as const
 export type ShutdownSignal = typeof SUPPORTED_SIGNALS[number]
 
+/**
+ * Keep accepting after the signal until routing has stopped, as the traffic shows it: until no new
+ * connection has brought a request (probes aside) for quietPeriod, after minimum, before maximum.
+ * Each is derived from gracePeriod when left out.
+ */
+export interface RoutingWatch {
+  quietPeriod?: number
+  minimum?: number
+  maximum?: number
+}
+
 export interface GracefulTerminationOptions {
-  /** Window between SIGTERM and SIGKILL, in ms; the process exits before it ends. Default 30000. */
+  /** Window between SIGTERM and SIGKILL, in ms; the process exits before it ends. Default: the platform's, else 30000. */
   gracePeriod?: number
-  /** After the shutdown starts, keep serving this long (ms) while readiness answers 503. Default 0. */
-  readinessDelay?: number
+  /**
+   * After the shutdown starts, keep serving while readiness answers 503: this many ms, or until
+   * routing has stopped (a RoutingWatch). Default: a RoutingWatch on Kubernetes, else 0.
+   */
+  readinessDelay?: number | RoutingWatch
   /** Readiness route, or false for none. Default '/ready'. */
   readyPath?: string | false
   /** Liveness route, or false for none. Default '/health'. */
@@ -33,8 +48,9 @@ export interface GracefulTerminationOptions {
   sseFinalEvent?: string | false
 }
 
-export type ResolvedOptions = Required<Omit<GracefulTerminationOptions, 'maxConcurrency'>> & {
+export type ResolvedOptions = Required<Omit<GracefulTerminationOptions, 'maxConcurrency' | 'readinessDelay'>> & {
   maxConcurrency: number
+  readinessDelay: number | Required<RoutingWatch>
 }
 
 export const DEFAULTS: ResolvedOptions = {
@@ -55,11 +71,24 @@ export const DEFAULTS: ResolvedOptions = {
 /** A gracePeriod under this is far more likely seconds than milliseconds. */
 const SUSPICIOUSLY_SHORT_GRACE_PERIOD = 1000
 
-/** Warns of valid options that are most likely a mistake. */
-export function warnAboutOptions ({ gracePeriod }: ResolvedOptions, log: { warn (obj: object, msg: string): void }): void {
-  if (gracePeriod < SUSPICIOUSLY_SHORT_GRACE_PERIOD) {
-    log.warn({ gracePeriod }, `gracePeriod is ${gracePeriod} ms: it is in milliseconds, did you mean ${gracePeriod * 1000}?`)
-  }
+/** The settings the platform shapes, whose source the start-up line names. */
+export type PlannedSetting = 'gracePeriod' | 'readinessDelay' | 'maxConcurrency' | 'signals'
+
+/**
+ * Set by cerebriumOptions() on the options it returns, so the plugin can say which came from the
+ * toml or the environment; an enumerable symbol, so a spread of those options keeps it.
+ */
+export const kSettingSources: unique symbol = Symbol.for('fastify-graceful-termination.settingSources') as never
+export type SettingSources = Partial<Record<PlannedSetting, string>>
+
+export interface Warning { fields: object, message: string }
+
+/** The options in force, where the platform-shaped ones came from, and what to warn of at start. */
+export interface Resolution {
+  options: ResolvedOptions
+  platform: Platform | undefined
+  sources: Record<PlannedSetting, string>
+  warnings: Warning[]
 }
 
 /** A value as an error message shows it: strings quoted, so "30" and 30 read differently. */
@@ -134,24 +163,72 @@ const invalidOption = (name: string, value: unknown): Fail => allowed => {
   throw new InvalidOptionError(name, allowed, formatValue(value))
 }
 
+/** The fail() of a setting inside an option: readinessDelay.maximum, say. */
+const invalidPart = (name: string, part: string, value: unknown): Fail => invalidOption(`${name}.${part}`, value)
+
+/**
+ * The RoutingWatch in force: what was given, the rest derived from gracePeriod. A quiet second
+ * outlasts the gaps between new connections of any steady traffic; a minimum of 2 s covers the
+ * usual propagation of an endpoint's removal (kube-proxy syncs at most once a second); half the
+ * grace period as the maximum leaves the other half to the requests accepted until then.
+ */
+function routingWatch (input: Record<string, unknown>, gracePeriod: number): Required<RoutingWatch> {
+  const allowed = ['quietPeriod', 'minimum', 'maximum']
+  for (const [key, value] of Object.entries(input)) {
+    if (!allowed.includes(key)) invalidPart('readinessDelay', key, value)(`one of ${allowed.join(', ')} (unknown setting)`)
+  }
+  const part = (key: string, fallback: number, max = MAX_DURATION_MS): number =>
+    input[key] === undefined ? Math.min(fallback, max) : integer(0, max)(input[key], invalidPart('readinessDelay', key, input[key]))
+  const maximum = part('maximum', Math.floor(gracePeriod / 2), gracePeriod - 1)
+  return {
+    quietPeriod: part('quietPeriod', Math.min(1000, Math.round(gracePeriod / 10)), maximum),
+    minimum: part('minimum', Math.min(2000, Math.round(gracePeriod / 10)), maximum),
+    maximum
+  }
+}
+
 /**
  * Checks every option before the plugin installs anything, so a typo fails at boot
  * with the option, the value and what is allowed, never halfway through a shutdown.
+ * What was not given comes from the platform the process runs on, where it fixes it.
  */
-export function resolveOptions (input: unknown = {}): ResolvedOptions {
+export function resolveOptions (input: unknown = {}, platform?: Platform): Resolution {
   const known = Object.keys(DEFAULTS)
   const given = Object.entries(plainObject(input, invalidOption('(options)', input)))
   for (const [key, value] of given) {
     if (!known.includes(key)) invalidOption(key, value)(`one of ${known.join(', ')} (unknown option)`)
   }
-  const options: Record<string, unknown> = { ...DEFAULTS, ...Object.fromEntries(given.filter(([, value]) => value !== undefined)) }
+  const explicit = Object.fromEntries(given.filter(([, value]) => value !== undefined))
+  const options: Record<string, unknown> = { ...DEFAULTS, ...explicit }
   const option = <Value>(name: keyof ResolvedOptions, check: Check<Value>): Value =>
     check(options[name], invalidOption(name, options[name]))
+  const givenSources = (input as { [kSettingSources]?: SettingSources })[kSettingSources] ?? {}
+  const sourceOf = (name: PlannedSetting, fallback: string): string => name in explicit ? givenSources[name] ?? 'option' : fallback
+  const warnings: Warning[] = []
 
-  const gracePeriod = option('gracePeriod', integer(1, MAX_DURATION_MS))
-  const readinessDelay = option('readinessDelay', integer(0))
-  if (readinessDelay >= gracePeriod) {
-    invalidOption('readinessDelay', readinessDelay)(`less than gracePeriod (${gracePeriod})`)
+  let gracePeriod = 'gracePeriod' in explicit ? option('gracePeriod', integer(1, MAX_DURATION_MS)) : platform?.window ?? DEFAULTS.gracePeriod
+  const gracePeriodSource = sourceOf('gracePeriod', platform?.windowSource ?? 'default')
+  if (gracePeriodSource === 'option' && gracePeriod < SUSPICIOUSLY_SHORT_GRACE_PERIOD) {
+    warnings.push({ fields: { gracePeriod }, message: `gracePeriod is ${gracePeriod} ms: it is in milliseconds, did you mean ${gracePeriod * 1000}?` })
+  }
+  if (platform !== undefined && gracePeriod > platform.window) {
+    const fields = { gracePeriod, source: gracePeriodSource, platform: platform.name, window: platform.window }
+    const said = `gracePeriod is ${gracePeriod} ms (from ${gracePeriodSource})`
+    if (platform.windowIsFixed) {
+      warnings.push({ fields, message: `${said} but ${platform.windowSource} sends SIGKILL ${platform.window} ms after the stop signal: the drain is planned on ${platform.window} ms; to lengthen it, raise ${platform.windowSetting}` })
+      gracePeriod = platform.window
+    } else {
+      warnings.push({ fields, message: `${said} but ${platform.windowSource} is ${platform.window} ms: unless ${platform.windowSetting} is at least ${Math.ceil(gracePeriod / 1000)} s, SIGKILL cuts the drain` })
+    }
+  }
+
+  const readinessDelay = 'readinessDelay' in explicit
+    ? option('readinessDelay', (value, fail) => typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? routingWatch(value as Record<string, unknown>, gracePeriod)
+      : integer(0)(value, allowed => fail(`${allowed} or a routing watch ({ quietPeriod, minimum, maximum })`)))
+    : platform?.routesAfterSignal === true ? routingWatch({}, gracePeriod) : 0
+  if (typeof readinessDelay === 'number' && readinessDelay >= gracePeriod) {
+    invalidOption('readinessDelay', readinessDelay)(`less than gracePeriod (${gracePeriod}, from ${gracePeriodSource})`)
   }
   const maxConcurrency = options.maxConcurrency === Infinity ? Infinity : option('maxConcurrency', integer(1))
   // A queue setting that can never apply is a mistake to report at boot, not to ignore.
@@ -168,19 +245,37 @@ export function resolveOptions (input: unknown = {}): ResolvedOptions {
   if (readyPath !== false && readyPath === healthPath) {
     invalidOption('healthPath', healthPath)(`a path other than readyPath (${readyPath}) or false`)
   }
+  const signals = option('signals', signalList)
+  const handleSignals = option('handleSignals', boolean)
+  if (platform !== undefined && handleSignals && !signals.includes(platform.stopSignal)) {
+    warnings.push({
+      fields: { signals, platform: platform.name, stopSignal: platform.stopSignal },
+      message: `signals do not include ${platform.stopSignal}, the signal ${platform.name} stops the process with: the drain will never start`
+    })
+  }
 
   return {
-    gracePeriod,
-    readinessDelay,
-    readyPath,
-    healthPath,
-    maxConcurrency,
-    maxQueue,
-    queueTimeout,
-    retryAfter: option('retryAfter', integer(0)),
-    signals: option('signals', signalList),
-    handleSignals: option('handleSignals', boolean),
-    closeWebSockets: option('closeWebSockets', oneOf(['at-deadline', 'on-drain'] as const)),
-    sseFinalEvent: option('sseFinalEvent', orFalse(sseEvent))
+    options: {
+      gracePeriod,
+      readinessDelay,
+      readyPath,
+      healthPath,
+      maxConcurrency,
+      maxQueue,
+      queueTimeout,
+      retryAfter: option('retryAfter', integer(0)),
+      signals,
+      handleSignals,
+      closeWebSockets: option('closeWebSockets', oneOf(['at-deadline', 'on-drain'] as const)),
+      sseFinalEvent: option('sseFinalEvent', orFalse(sseEvent))
+    },
+    platform,
+    sources: {
+      gracePeriod: gracePeriodSource,
+      readinessDelay: sourceOf('readinessDelay', platform?.routesAfterSignal === true ? `${platform.name}: routing stops after the signal` : 'default'),
+      maxConcurrency: sourceOf('maxConcurrency', 'default'),
+      signals: sourceOf('signals', 'default')
+    },
+    warnings
   }
 }

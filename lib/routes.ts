@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { RawRequest } from './connections.js'
 import type { ResolvedOptions } from './options.js'
 
 export interface ProbeSource {
@@ -37,4 +38,17 @@ export function registerProbeRoutes (
     }
   })
   return request => request.server === probes
+}
+
+/**
+ * Whether a request that has not reached Fastify yet is a platform's probe: one of the plugin's
+ * routes, or the kubelet's own (its User-Agent is kube-probe/<version>, whatever path it probes).
+ */
+export function isProbeRequest ({ readyPath, healthPath }: Pick<ResolvedOptions, 'readyPath' | 'healthPath'>): (request: RawRequest) => boolean {
+  return request => {
+    const url = request.url ?? ''
+    const query = url.indexOf('?')
+    const path = query === -1 ? url : url.slice(0, query)
+    return path === readyPath || path === healthPath || request.headers['user-agent']?.startsWith('kube-probe/') === true
+  }
 }

@@ -1,4 +1,6 @@
 import { performance } from 'node:perf_hooks'
+import type { Arrivals } from './connections.js'
+import type { RoutingWatch } from './options.js'
 import type { InFlightTracker } from './tracker.js'
 
 export type LifecycleState = 'serving' | 'draining' | 'closing' | 'closed'
@@ -23,7 +25,8 @@ export interface ShutdownOptions {
   /** What the sequence reads of the tracker: it waits on it and reports it, never changes it. */
   tracker: Pick<InFlightTracker, 'activeRequests' | 'pendingTasks' | 'pending' | 'whenIdle'>
   gracePeriod: number
-  readinessDelay: number
+  /** Fixed, or until the traffic shows that routing has stopped. */
+  readinessDelay: number | Required<RoutingWatch>
   log: Logger
   connections: ConnectionControl
   /** Close WebSockets with 1001 as soon as the drain starts, not at its deadline. */
@@ -34,6 +37,8 @@ export interface ShutdownOptions {
 
 /** What the sequence does to the connections, in the order it does it. */
 export interface ConnectionControl {
+  /** Counts, from now on, the new connections that bring traffic; the object it returns stays current. */
+  noteArrivals (): Arrivals
   /** Each connection closes after its last response from now on. */
   retire (): void
   /** No new connection is accepted; requests on open ones are still served. */
@@ -61,6 +66,9 @@ export function gracePeriodBudget (gracePeriod: number): { drainMs: number, clos
     exitMs: gracePeriod - Math.floor(reserve / 4)
   }
 }
+
+/** A routing watch under way: its settings, and the new connections counted since the signal. */
+interface RoutingWatchInProgress { watch: Required<RoutingWatch>, arrivals: Arrivals }
 
 interface Timer { elapsed: Promise<void>, cancel (): void }
 
@@ -133,6 +141,8 @@ export class ShutdownSequence {
       readinessDelay,
       drainDeadlineMs: budget.drainMs
     }, 'shutdown started: readiness now answers 503')
+    // Counting starts with the signal: what arrives from now on is what still routes here.
+    const delay = typeof readinessDelay === 'number' ? readinessDelay : { watch: readinessDelay, arrivals: this.#options.connections.noteArrivals() }
     this.#options.connections.retire()
     if (this.#options.closeWebSocketsOnDrain) {
       const webSockets = this.#options.connections.closeWebSockets().length
@@ -141,7 +151,7 @@ export class ShutdownSequence {
 
     const drainDeadline = this.#timer(budget.drainMs)
     const drained = await Promise.race([
-      this.#delayThenDrain(readinessDelay, elapsedMs),
+      this.#delayThenDrain(delay, startedAt, elapsedMs),
       drainDeadline.elapsed.then(() => false)
     ])
     drainDeadline.cancel()
@@ -196,19 +206,40 @@ export class ShutdownSequence {
     if (webSockets.length > 0) await Promise.race([Promise.all(webSockets), this.#timer(waitMs).elapsed])
   }
 
-  async #delayThenDrain (readinessDelay: number, elapsedMs: () => number): Promise<true> {
-    if (readinessDelay > 0) await this.#timer(readinessDelay).elapsed
-    this.#stopAccepting(elapsedMs)
+  async #delayThenDrain (delay: number | RoutingWatchInProgress, startedAt: number, elapsedMs: () => number): Promise<true> {
+    if (typeof delay === 'number') {
+      if (delay > 0) await this.#timer(delay).elapsed
+      this.#stopAccepting(elapsedMs)
+    } else {
+      const routing = await this.#untilRoutingStops(delay, startedAt)
+      this.#stopAccepting(elapsedMs, { routing, newConnections: delay.arrivals.count })
+    }
     await this.#options.tracker.whenIdle()
     return true
   }
 
-  #stopAccepting (elapsedMs: () => number): void {
+  /**
+   * Waits until no new connection has brought traffic for quietPeriod (the platform has stopped
+   * routing here), no sooner than minimum and no later than maximum after the signal. Says which.
+   */
+  async #untilRoutingStops ({ watch: { quietPeriod, minimum, maximum }, arrivals }: RoutingWatchInProgress, startedAt: number): Promise<'stopped' | 'maximum reached'> {
+    for (;;) {
+      const now = performance.now()
+      const elapsed = now - startedAt
+      if (elapsed >= maximum) return 'maximum reached'
+      const wait = Math.max(minimum - elapsed, quietPeriod - (now - Math.max(arrivals.lastAt, startedAt)))
+      if (wait <= 0) return 'stopped'
+      await this.#timer(Math.ceil(Math.min(wait, maximum - elapsed))).elapsed
+    }
+  }
+
+  #stopAccepting (elapsedMs: () => number, why: object = {}): void {
     if (!this.#accepting) return
     this.#accepting = false
     this.#options.connections.stopAccepting()
     this.#options.log.info({
       elapsedMs: elapsedMs(),
+      ...why,
       activeRequests: this.#options.tracker.activeRequests,
       pendingTasks: this.#options.tracker.pendingTasks
     }, 'stopped accepting connections; waiting for in-flight work')

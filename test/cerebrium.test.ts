@@ -39,6 +39,9 @@ function errorOf (fn: () => unknown): Error & { code?: string } {
   throw new Error('expected an error, none was thrown')
 }
 
+/** The options' values, without the symbol that says where each came from (tested on its own). */
+const values = (options: object): object => Object.fromEntries(Object.entries(options))
+
 function recordingLog (): { warn (obj: object, msg: string): void, warnings: Array<{ obj: Record<string, unknown>, msg: string }> } {
   const warnings: Array<{ obj: Record<string, unknown>, msg: string }> = []
   return { warnings, warn: (obj, msg) => { warnings.push({ obj: obj as Record<string, unknown>, msg }) } }
@@ -47,7 +50,7 @@ function recordingLog (): { warn (obj: object, msg: string): void, warnings: Arr
 t.test('a missing file gives the defaults', async t => {
   const file = join(t.testdir({}), 'cerebrium.toml')
   const settings = cerebriumOptions({ file, env: {} })
-  t.same(settings, { options: {}, port: undefined, file, found: false })
+  t.same({ ...settings, options: values(settings.options) }, { options: { readinessDelay: 0 }, port: undefined, file, found: false })
 })
 
 t.test('the default path is cerebrium.toml in the working directory', async t => {
@@ -62,16 +65,44 @@ t.test('the default path is cerebrium.toml in the working directory', async t =>
 
 t.test('maps each key: seconds to milliseconds, concurrency, endpoints, port', async t => {
   const settings = cerebriumOptions({ file: tomlFile(t, FULL), env: {} })
-  t.same(settings.options, { gracePeriod: 45_000, maxConcurrency: 4, readyPath: '/readyz', healthPath: '/livez' })
+  t.same(values(settings.options), { readinessDelay: 0, gracePeriod: 45_000, maxConcurrency: 4, readyPath: '/readyz', healthPath: '/livez' })
   t.equal(settings.port, 8192)
   t.equal(settings.found, true)
 })
 
-t.test('a file without those keys sets nothing', async t => {
-  const settings = cerebriumOptions({ file: tomlFile(t, '[cerebrium.deployment]\nname = "demo"\n'), env: {} })
-  t.same(settings.options, {})
+t.test('a file without those keys: Cerebrium\'s defaults where it documents one, a warning for each', async t => {
+  const log = recordingLog()
+  const settings = cerebriumOptions({ file: tomlFile(t, '[cerebrium.deployment]\nname = "demo"\n'), env: {}, log })
+  t.same(values(settings.options), { readinessDelay: 0, maxConcurrency: 10 }, 'replica_concurrency defaults to 10; no gracePeriod is guessed')
   t.equal(settings.port, undefined)
   t.equal(settings.found, true)
+  t.equal(log.warnings.length, 2)
+  t.match(log.warnings[0], {
+    obj: { tomlKey: 'cerebrium.scaling.response_grace_period' },
+    msg: /has no cerebrium\.scaling\.response_grace_period: .*graceful-termination page says the instance is terminated right after SIGTERM .*TOML reference gives a default of 3600 s/
+  })
+  t.match(log.warnings[1], {
+    obj: { tomlKey: 'cerebrium.scaling.replica_concurrency' },
+    msg: /has no cerebrium\.scaling\.replica_concurrency: .*default of 10, so maxConcurrency is 10/
+  })
+})
+
+t.test('an app option against a toml default names the default, not a value the file lacks', async t => {
+  const log = recordingLog()
+  cerebriumOptions({ file: tomlFile(t, '[cerebrium.scaling]\nresponse_grace_period = 60\n'), env: {}, options: { maxConcurrency: 3 }, log })
+  t.equal(log.warnings.length, 2)
+  t.match(log.warnings[1]!.msg, /maxConcurrency is 3 \(from the app's options\) but .* has no cerebrium\.scaling\.replica_concurrency, whose default is 10: /)
+})
+
+t.test('the options say where each came from, for the plugin\'s start-up line', async t => {
+  const settings = cerebriumOptions({ file: tomlFile(t, FULL), env: { GRACE_PERIOD_MS: '20000' }, options: { readyPath: '/readyz' } })
+  const sources = (settings.options as Record<symbol, unknown>)[Symbol.for('fastify-graceful-termination.settingSources')]
+  t.match(sources, {
+    gracePeriod: 'environment GRACE_PERIOD_MS',
+    maxConcurrency: /cerebrium\.toml cerebrium\.scaling\.replica_concurrency$/,
+    readinessDelay: 'Cerebrium: routing stops before SIGTERM',
+    readyPath: 'option'
+  })
 })
 
 t.test('an empty endpoint (Cerebrium then probes over TCP) keeps the plugin\'s route', async t => {
@@ -79,7 +110,7 @@ t.test('an empty endpoint (Cerebrium then probes over TCP) keeps the plugin\'s r
     file: tomlFile(t, '[cerebrium.runtime.custom]\nport = 8000\nhealthcheck_endpoint = ""\nreadycheck_endpoint = ""\n'),
     env: {}
   })
-  t.same(settings.options, {})
+  t.same(values(settings.options), { readinessDelay: 0, maxConcurrency: 10 })
 })
 
 t.test('malformed TOML: an error naming the file and where', async t => {
@@ -128,7 +159,7 @@ t.test('environment variables override the toml', async t => {
     env: { GRACE_PERIOD_MS: '20000', READINESS_DELAY_MS: '5000', MAX_CONCURRENCY: '2', PORT: '0' },
     log: recordingLog()
   })
-  t.same(settings.options, { gracePeriod: 20_000, readinessDelay: 5000, maxConcurrency: 2, readyPath: '/readyz', healthPath: '/livez' })
+  t.same(values(settings.options), { gracePeriod: 20_000, readinessDelay: 5000, maxConcurrency: 2, readyPath: '/readyz', healthPath: '/livez' })
   t.equal(settings.port, 0, 'PORT=0 (any free port) is allowed')
 })
 
@@ -215,7 +246,8 @@ t.test('the repository\'s cerebrium.toml is a valid custom runtime, and the plug
   const log = recordingLog()
   const settings = cerebriumOptions({ file, env: {}, log })
   t.same(log.warnings, [])
-  t.same(settings.options, {
+  t.same(values(settings.options), {
+    readinessDelay: 0,
     gracePeriod: cerebrium.scaling!.response_grace_period * 1000,
     maxConcurrency: cerebrium.scaling!.replica_concurrency,
     readyPath: '/ready',

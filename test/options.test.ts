@@ -22,9 +22,9 @@ const invalid: Array<[string, Record<string, unknown>, RegExp]> = [
   ['gracePeriod Infinity', { gracePeriod: Infinity }, /option gracePeriod .* received Infinity/],
   ['gracePeriod a BigInt', { gracePeriod: 30000n }, /option gracePeriod .* received 30000n/],
   ['readyPath an object that contains itself', { readyPath: selfContaining() }, /option readyPath .* received object/],
-  ['readinessDelay negative', { readinessDelay: -5 }, /option readinessDelay must be an integer >= 0, received -5/],
-  ['readinessDelay equal to gracePeriod', { gracePeriod: 5000, readinessDelay: 5000 }, /option readinessDelay must be less than gracePeriod \(5000\), received 5000/],
-  ['readinessDelay above the default gracePeriod', { readinessDelay: 60_000 }, /option readinessDelay must be less than gracePeriod \(30000\), received 60000/],
+  ['readinessDelay negative', { readinessDelay: -5 }, /option readinessDelay must be an integer >= 0 or a routing watch \(\{ quietPeriod, minimum, maximum \}\), received -5/],
+  ['readinessDelay equal to gracePeriod', { gracePeriod: 5000, readinessDelay: 5000 }, /option readinessDelay must be less than gracePeriod \(5000, from option\), received 5000/],
+  ['readinessDelay above the default gracePeriod', { readinessDelay: 60_000 }, /option readinessDelay must be less than gracePeriod \(30000, from default\), received 60000/],
   ['readyPath without a slash', { readyPath: 'ready' }, /option readyPath must be a path starting with "\/" or false, received "ready"/],
   ['healthPath true', { healthPath: true }, /option healthPath must be a path starting with "\/" or false, received true/],
   ['the same path twice', { readyPath: '/probe', healthPath: '/probe' }, /option healthPath must be a path other than readyPath \(\/probe\) or false, received "\/probe"/],
@@ -63,9 +63,9 @@ t.test('a bad option fails before any route or hook exists', async t => {
 })
 
 t.test('defaults', async t => {
-  t.same(resolveOptions({}), DEFAULTS)
-  t.same(resolveOptions(undefined), DEFAULTS)
-  t.same(resolveOptions({ gracePeriod: undefined }), DEFAULTS, 'undefined means the default')
+  t.same(resolveOptions({}).options, DEFAULTS)
+  t.same(resolveOptions(undefined).options, DEFAULTS)
+  t.same(resolveOptions({ gracePeriod: undefined }).options, DEFAULTS, 'undefined means the default')
   t.same(DEFAULTS, {
     gracePeriod: 30_000,
     readinessDelay: 0,
@@ -80,7 +80,7 @@ t.test('defaults', async t => {
     closeWebSockets: 'at-deadline',
     sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n'
   })
-  t.same(resolveOptions({ signals: ['SIGTERM', 'SIGTERM'] }).signals, ['SIGTERM'], 'duplicate signals fold')
+  t.same(resolveOptions({ signals: ['SIGTERM', 'SIGTERM'] }).options.signals, ['SIGTERM'], 'duplicate signals fold')
   t.throws(() => resolveOptions(null), { message: /option \(options\) must be an object, received null/ })
 })
 

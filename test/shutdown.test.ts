@@ -13,12 +13,14 @@ function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
   }
   const logged = (pattern: RegExp) => logs.waitFor(line => pattern.test(line.msg))
   const tracker = new InFlightTracker<RequestInfo>({ requestInfo: request => request })
+  const arrivals = { count: 0, lastAt: -Infinity }
   const options: ShutdownOptions = {
     tracker,
     gracePeriod: 10_000,
     readinessDelay: 0,
     log: { info: log('info'), warn: log('warn'), error: log('error') },
     connections: {
+      noteArrivals: () => { events.push('note arrivals'); return arrivals },
       retire: () => { events.push('retire') },
       stopAccepting: () => { events.push('stop accepting') },
       closeIdle: () => { events.push('close idle'); return 2 },
@@ -30,7 +32,7 @@ function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
     closeApp: async () => { events.push('close') },
     ...overrides
   }
-  return { options, tracker, events, logs: logs.lines, logged }
+  return { options, tracker, events, arrivals, logs: logs.lines, logged }
 }
 
 t.test('the budget keeps a reserve for close and exit', async t => {
