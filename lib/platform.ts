@@ -85,6 +85,9 @@ const PLATFORMS: Platform[] = [
   }
 ]
 
+/** Every variable the detection reads: a test that wants no platform removes them all. */
+export const PLATFORM_VARIABLES: readonly string[] = [...PLATFORMS.map(({ detectedBy }) => detectedBy), 'kill_timeout']
+
 /** The platform this process runs on, from the variables it documents; undefined when none is found. */
 export function detectPlatform (env: Env = process.env): Platform | undefined {
   const platform = PLATFORMS.find(({ detectedBy }) => env[detectedBy] !== undefined)

@@ -215,7 +215,7 @@ const startFailures: Array<[string, { toml?: string, env?: Record<string, string
   ['a bad GRACE_PERIOD_MS', { env: { GRACE_PERIOD_MS: '30s' } },
     { code: 'FST_GRACEFUL_INVALID_OPTION', message: /GRACE_PERIOD_MS \(environment variable\) must be .*, received "30s"$/ }],
   ['READINESS_DELAY_MS not below the grace period', { toml: TOML, env: { READINESS_DELAY_MS: '7000' } },
-    { code: 'FST_GRACEFUL_INVALID_OPTION', message: /option readinessDelay must be less than gracePeriod \(7000\), received 7000/ }]
+    { code: 'FST_GRACEFUL_INVALID_OPTION', message: /option readinessDelay must be less than gracePeriod \(7000, from cerebrium\.toml cerebrium\.scaling\.response_grace_period\), received 7000/ }]
 ]
 for (const [what, { toml, env = {} }, err] of startFailures) {
   t.test(`${what}: the app does not start, logs why and exits 1`, async t => {

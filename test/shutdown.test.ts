@@ -115,3 +115,58 @@ t.test('closeWebSocketsOnDrain: WebSockets get Going Away when the drain starts'
   await new ShutdownSequence(options).start('SIGTERM')
   t.same(events.filter(event => !event.startsWith('log:')).slice(0, 2), ['retire', 'close websockets'])
 })
+
+t.test('routing watch: counting starts with the signal, before connections retire', async t => {
+  const { options, events } = fakeOptions({ readinessDelay: { quietPeriod: 0, minimum: 0, maximum: 1000 } })
+  await new ShutdownSequence(options).start('SIGTERM')
+  t.same(events.filter(event => !event.startsWith('log:')).slice(0, 3), ['note arrivals', 'retire', 'stop accepting'])
+  const fixed = fakeOptions({ readinessDelay: 10 })
+  await new ShutdownSequence(fixed.options).start('SIGTERM')
+  t.notOk(fixed.events.includes('note arrivals'), 'a fixed delay counts nothing')
+})
+
+/** Starts a sequence with a routing watch; resolves with its 'stopped accepting' line and how long after the start it came. */
+async function watchRouting (watch: { quietPeriod: number, minimum: number, maximum: number }, arrive?: (arrivals: { count: number, lastAt: number }) => () => void) {
+  const { options, arrivals, logged } = fakeOptions({ readinessDelay: watch })
+  const stopped = logged(/stopped accepting connections/)
+  const startedAt = performance.now()
+  const done = new ShutdownSequence(options).start('SIGTERM')
+  const stopArriving = arrive?.(arrivals)
+  const line = await stopped
+  const afterMs = performance.now() - startedAt
+  stopArriving?.()
+  await done
+  return { fields: line.fields as Record<string, unknown>, afterMs }
+}
+
+/** New connections every intervalMs until untilMs after the start. */
+const steadyTraffic = (intervalMs: number, untilMs = Infinity) => (arrivals: { count: number, lastAt: number }) => {
+  const startedAt = performance.now()
+  const timer = setInterval(() => {
+    if (performance.now() - startedAt > untilMs) return clearInterval(timer)
+    arrivals.count++
+    arrivals.lastAt = performance.now()
+  }, intervalMs)
+  return () => clearInterval(timer)
+}
+
+t.test('routing watch: no traffic at all stops accepting once the minimum has passed', async t => {
+  const { fields, afterMs } = await watchRouting({ quietPeriod: 50, minimum: 300, maximum: 2000 })
+  t.match(fields, { routing: 'stopped', newConnections: 0 })
+  t.ok(afterMs >= 299, `not before the minimum (${afterMs.toFixed(0)} ms)`)
+  t.ok(afterMs < 1500, `long before the maximum (${afterMs.toFixed(0)} ms)`)
+})
+
+t.test('routing watch: steady traffic keeps it accepting; a quiet period after the last connection stops it', async t => {
+  const { fields, afterMs } = await watchRouting({ quietPeriod: 200, minimum: 0, maximum: 5000 }, steadyTraffic(20, 600))
+  t.match(fields, { routing: 'stopped' })
+  t.ok(Number(fields.newConnections) >= 10, `counted the connections (${fields.newConnections})`)
+  t.ok(afterMs >= 600 + 200 - 25, `accepting while they came, and a quiet period after (${afterMs.toFixed(0)} ms)`)
+  t.ok(afterMs < 3000, `then stopped, not at the maximum (${afterMs.toFixed(0)} ms)`)
+})
+
+t.test('routing watch: traffic that never stops meets the maximum', async t => {
+  const { fields, afterMs } = await watchRouting({ quietPeriod: 200, minimum: 0, maximum: 500 }, steadyTraffic(20))
+  t.match(fields, { routing: 'maximum reached' })
+  t.ok(afterMs >= 499, `at the maximum (${afterMs.toFixed(0)} ms)`)
+})

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import { fileURLToPath } from 'node:url'
 import gracefulTermination from '../lib/index.js'
 import { startedByFastifyCli } from '../lib/registration.js'
-import { fixtureArgs, fixturePath, hasMessage, LEVEL, spawnProcess, startApp, startCommand } from './helpers/app-process.js'
+import { baseEnv, fixtureArgs, fixturePath, hasMessage, LEVEL, spawnProcess, startApp, startCommand } from './helpers/app-process.js'
 import { request } from './helpers/http.js'
 
 t.test('registered inside an encapsulated plugin: a coded error at register time', async t => {
@@ -19,7 +19,7 @@ t.test('registered inside an encapsulated plugin: a coded error at register time
 
 t.test('an app that registers it inside an encapsulated plugin does not start', async t => {
   const app = spawnProcess(t, process.execPath, fixtureArgs('app.ts'), {
-    env: { ...process.env, FIXTURE_SCOPE: 'child' }
+    env: { ...baseEnv(), FIXTURE_SCOPE: 'child' }
   })
   const outcome = await Promise.race([
     app.exited.then(exit => `exit code ${exit.code}`),
@@ -31,7 +31,7 @@ t.test('an app that registers it inside an encapsulated plugin does not start', 
 
 t.test('SIGTERM while the app is still starting: exit 0 at once, and it says so', async t => {
   const app = spawnProcess(t, process.execPath, fixtureArgs('app.ts'), {
-    env: { ...process.env, FIXTURE_BOOT_MS: '3000', FIXTURE_OPTIONS: JSON.stringify({ gracePeriod: 30_000 }) }
+    env: { ...baseEnv(), FIXTURE_BOOT_MS: '3000', FIXTURE_OPTIONS: JSON.stringify({ gracePeriod: 30_000 }) }
   })
   await app.waitForLog(hasMessage(/loading the model/))
   const signalledAt = performance.now()
@@ -99,7 +99,7 @@ t.test('with logger: false, an error on stderr has its type, message and stack, 
 t.test('started by fastify-cli: a warning with the fix', async t => {
   const cli = fileURLToPath(new URL('../node_modules/.bin/fastify', import.meta.url))
   const app = await startCommand(t, process.execPath, [cli, 'start', '-l', 'info', '-a', '127.0.0.1', fixturePath('cli-app.mjs')], {
-    env: { ...process.env, PORT: '0' }
+    env: { ...baseEnv(), PORT: '0' }
   })
   // Logged at register time, so before the app listened.
   const warning = app.logs.find(hasMessage(/fastify-cli/))

@@ -3,6 +3,17 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import { LogWatcher } from './log-watcher.js'
+import { PLATFORM_VARIABLES } from '../../lib/platform.js'
+
+/**
+ * This process's environment without the variables that tell a platform, so a test run inside a
+ * Kubernetes pod or under PM2 tests what it says; a test that wants a platform sets them itself.
+ */
+export function baseEnv (): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  for (const name of PLATFORM_VARIABLES) delete env[name]
+  return env
+}
 
 export interface LogLine {
   level?: number
@@ -68,7 +79,7 @@ export async function startApp (t: Teardown, {
 }: { fixture?: string, options?: object, fastify?: object, instances?: number, env?: NodeJS.ProcessEnv } = {}): Promise<AppProcess> {
   const app = spawnProcess(t, process.execPath, fixtureArgs(fixture), {
     env: {
-      ...process.env,
+      ...baseEnv(),
       ...env,
       FIXTURE_OPTIONS: JSON.stringify(options),
       FIXTURE_FASTIFY: JSON.stringify(fastify),
@@ -97,7 +108,7 @@ async function listeningPort (app: Pick<AppProcess, 'waitForLog'>, match: (line:
 
 /** Runs `node ...args` (a built app, or a fixture) with env added to this process's. */
 export function startNodeApp (t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}): Promise<AppProcess> {
-  return startCommand(t, process.execPath, args, { env: { ...process.env, ...env } })
+  return startCommand(t, process.execPath, args, { env: { ...baseEnv(), ...env } })
 }
 
 /** Spawns a process whose stdout is pino lines, kept for the test to read and await. */

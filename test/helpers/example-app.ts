@@ -1,3 +1,5 @@
+import { baseEnv } from './app-process.js'
+
 /** The variables through which the environment overrides the example app's cerebrium.toml. */
 const OVERRIDES = ['GRACE_PERIOD_MS', 'READINESS_DELAY_MS', 'MAX_CONCURRENCY']
 
@@ -6,7 +8,7 @@ const OVERRIDES = ['GRACE_PERIOD_MS', 'READINESS_DELAY_MS', 'MAX_CONCURRENCY']
  * override the test did not ask for, so a variable set in the shell cannot change what is tested.
  */
 export function exampleAppEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: '0' }
+  const env: NodeJS.ProcessEnv = { ...baseEnv(), HOST: '127.0.0.1', PORT: '0' }
   for (const name of OVERRIDES) delete env[name]
   return { ...env, ...extra }
 }
