@@ -6,6 +6,8 @@ import gracefulTermination, {
   type GracefulState,
   type GracefulTerminationOptions,
   type LifecycleState,
+  type PlatformName,
+  type RoutingWatch,
   type ShutdownOutcome
 } from '../lib/index.js'
 
@@ -22,11 +24,17 @@ t.test('the decorator and the options are typed', async t => {
   assertType<Equal<typeof app.graceful.queued, number>>()
   assertType<Equal<LifecycleState, 'serving' | 'draining' | 'closing' | 'closed'>>()
   assertType<Equal<ReturnType<GracefulState['shutdown']>, Promise<ShutdownOutcome>>>()
+  assertType<Equal<GracefulTerminationOptions['readinessDelay'], number | RoutingWatch | undefined>>()
+  assertType<Equal<PlatformName, 'pm2' | 'cloud-run' | 'fly' | 'ecs' | 'kubernetes'>>()
+  const watch: GracefulTerminationOptions = { readinessDelay: { minimum: 8000 } }
+  t.same(watch.readinessDelay, { minimum: 8000 })
   const tracked: Promise<number> = app.graceful.track(Promise.resolve(42))
   const signal: AbortSignal = app.graceful.signal
 
   // @ts-expect-error gracePeriod is a number of milliseconds
   app.register(gracefulTermination, { gracePeriod: '30s' })
+  // @ts-expect-error a routing watch has quietPeriod, minimum and maximum only
+  app.register(gracefulTermination, { readinessDelay: { quiet: 1000 } })
   // @ts-expect-error only signals close-with-grace can listen to
   app.register(gracefulTermination, { signals: ['SIGKILL'] })
   t.throws(() => {
