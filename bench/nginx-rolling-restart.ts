@@ -3,7 +3,8 @@
 // and with one that retries 502, 503 and POSTs. What counts is what the client sees: every
 // request that failed, by kind. About 27 s per run, seven runs.
 import { findNginx } from '../test/helpers/nginx.js'
-import { failedRequests, rollingRestartBehindNginx, summary, type LoadResult, type Scenario } from '../test/helpers/rolling-restart.js'
+import { failedRequests, type LoadResult } from '../test/helpers/open-load.js'
+import { rollingRestartBehindNginx, summary, type Scenario } from '../test/helpers/rolling-restart.js'
 import { round, servers, stopServers, type Figure } from './common.js'
 
 const GRACE_PERIOD = 10_000

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { stopServers, type Figure } from './common.js'
 import { exitLatency } from './exit-latency.js'
 import { keepAliveShutdown } from './keepalive-shutdown.js'
+import { kubeProxyRollingUpdate } from './kube-proxy.js'
 import { memory } from './memory.js'
 import { nginxRollingRestart } from './nginx-rolling-restart.js'
 import { limitOverhead, overhead } from './overhead.js'
@@ -17,7 +18,8 @@ const BENCHMARKS: Record<string, () => Promise<Figure[]>> = {
   'exit-latency': exitLatency,
   'keepalive-shutdown': keepAliveShutdown,
   memory,
-  nginx: nginxRollingRestart
+  nginx: nginxRollingRestart,
+  'kube-proxy': kubeProxyRollingUpdate
 }
 const README = fileURLToPath(new URL('../README.md', import.meta.url))
 const START = '<!-- bench:start -->'

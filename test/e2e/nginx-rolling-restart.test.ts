@@ -4,7 +4,8 @@
 // container restart does, while 150 requests per second arrive; not one may fail at the client.
 import t, { type Test } from 'tap'
 import { findNginx } from '../helpers/nginx.js'
-import { failedRequests, rollingRestartBehindNginx, summary, type Scenario } from '../helpers/rolling-restart.js'
+import { failedRequests } from '../helpers/open-load.js'
+import { rollingRestartBehindNginx, summary, type Scenario } from '../helpers/rolling-restart.js'
 
 const GRACE_PERIOD = 10_000
 /** Of the 3,600 requests sent (150 per second for 24 s): the load really ran. */

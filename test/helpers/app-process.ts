@@ -111,9 +111,16 @@ export function startNodeApp (t: Teardown, args: string[], env: NodeJS.ProcessEn
   return startCommand(t, process.execPath, args, { env: { ...baseEnv(), ...env } })
 }
 
-/** Spawns a process whose stdout is pino lines, kept for the test to read and await. */
-export function spawnProcess (t: Teardown, command: string, args: string[], options: SpawnOptions = {}): Omit<AppProcess, 'ports' | 'port'> {
-  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Spawns a process whose stdout is pino lines, kept for the test to read and await. Its stdin is
+ * closed unless `stdin: 'pipe'` asks for a pipe the test writes commands to.
+ */
+export function spawnProcess (t: Teardown, command: string, args: string[],
+  { stdin = 'ignore', ...options }: SpawnOptions & { stdin?: 'ignore' | 'pipe' } = {}): Omit<AppProcess, 'ports' | 'port'> {
+  const child = spawn(command, args, { ...options, stdio: [stdin, 'pipe', 'pipe'] })
+  // A command written after the process died fails with EPIPE: its exit, reported to whatever
+  // awaits its output, says more.
+  child.stdin?.on('error', () => {})
   // 'exit' can come before the last lines of output are read; 'close' comes after them, so the
   // logs are complete once `exited` resolves, while `at` keeps the moment the process ended.
   const exitedAt = once(child, 'exit').then(() => performance.now())
