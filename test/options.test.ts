@@ -1,10 +1,10 @@
 // Options are checked at register time, all of them, with errors that say what and why.
 import t from 'tap'
 import Fastify from 'fastify'
-import { Writable } from 'node:stream'
 import gracefulTermination, { type GracefulTerminationOptions } from '../lib/index.js'
 import { DEFAULTS, resolveOptions } from '../lib/options.js'
 import { LEVEL } from './helpers/app-process.js'
+import { capturedLogs } from './helpers/log-watcher.js'
 
 function selfContaining (): object {
   const value: Record<string, unknown> = {}
@@ -83,17 +83,6 @@ t.test('defaults', async t => {
   t.same(resolveOptions({ signals: ['SIGTERM', 'SIGTERM'] }).options.signals, ['SIGTERM'], 'duplicate signals fold')
   t.throws(() => resolveOptions(null), { message: /option \(options\) must be an object, received null/ })
 })
-
-function capturedLogs (): { stream: Writable, lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)))
-      done()
-    }
-  })
-  return { stream, lines }
-}
 
 t.test('a gracePeriod under 1000 ms warns that it looks like seconds', async t => {
   const { stream, lines } = capturedLogs()

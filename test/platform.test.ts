@@ -2,11 +2,11 @@
 // window, a fixed one capping the drain, Kubernetes' routing watch, and every explicit option winning.
 import t from 'tap'
 import Fastify from 'fastify'
-import { Writable } from 'node:stream'
 import gracefulTermination from '../lib/index.js'
 import { resolveOptions } from '../lib/options.js'
 import { detectPlatform, PLATFORM_VARIABLES } from '../lib/platform.js'
 import { LEVEL } from './helpers/app-process.js'
+import { capturedLogs } from './helpers/log-watcher.js'
 
 t.test('each platform is found by the variable it documents', async t => {
   const cases: Array<[Record<string, string>, string | undefined, number]> = [
@@ -155,17 +155,6 @@ t.test('sources given with the options (cerebriumOptions) are named as such', as
   t.equal(sources.gracePeriod, 'cerebrium.toml cerebrium.scaling.response_grace_period')
   t.match(warnings[0]?.message, /gracePeriod is 90000 ms \(from cerebrium\.toml cerebrium\.scaling\.response_grace_period\) but Cloud Run's fixed 10 s/)
 })
-
-function capturedLogs (): { stream: Writable, lines: Array<Record<string, any>> } {
-  const lines: Array<Record<string, any>> = []
-  const stream = new Writable({
-    write (chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)))
-      done()
-    }
-  })
-  return { stream, lines }
-}
 
 /** Sets variables of this process for one test. */
 function withEnv (t: { teardown (fn: () => void): void }, env: Record<string, string>): void {

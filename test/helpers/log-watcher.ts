@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream'
+
 interface Waiter<Line> {
   match (line: Line): boolean
   resolve (line: Line): void
@@ -35,4 +37,16 @@ export class LogWatcher<Line> {
     if (this.#ended !== undefined) return Promise.reject(this.#ended(what))
     return new Promise((resolve, reject) => { this.#waiting.add({ match, resolve, reject, what }) })
   }
+}
+
+/** A pino destination for an in-process app: every line it writes, parsed. */
+export function capturedLogs (): { stream: Writable, lines: Array<Record<string, any>> } {
+  const lines: Array<Record<string, any>> = []
+  const stream = new Writable({
+    write (chunk, _encoding, done) {
+      lines.push(JSON.parse(String(chunk)))
+      done()
+    }
+  })
+  return { stream, lines }
 }
