@@ -1,5 +1,5 @@
 import { InvalidOptionError } from './errors.js'
-import type { Platform } from './platform.js'
+import { fitToWindow, type Platform, type Warning } from './platform.js'
 
 /** Signals that may start the shutdown: the ones close-with-grace can listen to. */
 export const SUPPORTED_SIGNALS = [
@@ -80,8 +80,6 @@ export type PlannedSetting = 'gracePeriod' | 'readinessDelay' | 'maxConcurrency'
  */
 export const kSettingSources: unique symbol = Symbol.for('fastify-graceful-termination.settingSources') as never
 export type SettingSources = Partial<Record<PlannedSetting, string>>
-
-export interface Warning { fields: object, message: string }
 
 /** The options in force, where the platform-shaped ones came from, and what to warn of at start. */
 export interface Resolution {
@@ -211,15 +209,10 @@ export function resolveOptions (input: unknown = {}, platform?: Platform): Resol
   if (gracePeriodSource === 'option' && gracePeriod < SUSPICIOUSLY_SHORT_GRACE_PERIOD) {
     warnings.push({ fields: { gracePeriod }, message: `gracePeriod is ${gracePeriod} ms: it is in milliseconds, did you mean ${gracePeriod * 1000}?` })
   }
-  if (platform !== undefined && gracePeriod > platform.window) {
-    const fields = { gracePeriod, source: gracePeriodSource, platform: platform.name, window: platform.window }
-    const said = `gracePeriod is ${gracePeriod} ms (from ${gracePeriodSource})`
-    if (platform.windowIsFixed) {
-      warnings.push({ fields, message: `${said} but ${platform.windowSource} sends SIGKILL ${platform.window} ms after the stop signal: the drain is planned on ${platform.window} ms; to lengthen it, raise ${platform.windowSetting}` })
-      gracePeriod = platform.window
-    } else {
-      warnings.push({ fields, message: `${said} but ${platform.windowSource} is ${platform.window} ms: unless ${platform.windowSetting} is at least ${Math.ceil(gracePeriod / 1000)} s, SIGKILL cuts the drain` })
-    }
+  if (platform !== undefined) {
+    const fitted = fitToWindow(platform, gracePeriod, gracePeriodSource)
+    gracePeriod = fitted.gracePeriod
+    if (fitted.warning !== undefined) warnings.push(fitted.warning)
   }
 
   const readinessDelay = 'readinessDelay' in explicit

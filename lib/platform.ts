@@ -14,8 +14,8 @@ export interface Platform {
   windowSource: string
   /** True when the app cannot lengthen the window (Cloud Run) or knows its exact value (PM2): the drain is planned within it. */
   windowIsFixed: boolean
-  /** Where the user sets that window, for a warning that asks to raise it. */
-  windowSetting: string
+  /** Where the user sets that window, for a warning that asks to raise it; undefined where nothing can. */
+  windowSetting: string | undefined
   /** True when routing to the process stops after the signal, not before (Kubernetes). */
   routesAfterSignal: boolean
   /** The signal it stops the process with. */
@@ -23,6 +23,9 @@ export interface Platform {
 }
 
 type Env = Record<string, string | undefined>
+
+/** Something to tell at start: the fields of the log line, and its message. */
+export interface Warning { fields: object, message: string }
 
 /** PM2 sends SIGKILL this long after SIGINT unless kill_timeout says otherwise. */
 export const PM2_DEFAULT_KILL_TIMEOUT = 1600
@@ -49,7 +52,7 @@ const PLATFORMS: Platform[] = [
     window: 10_000,
     windowSource: "Cloud Run's fixed 10 s",
     windowIsFixed: true,
-    windowSetting: 'nothing: Cloud Run sends SIGKILL 10 s after SIGTERM',
+    windowSetting: undefined,
     routesAfterSignal: false,
     stopSignal: 'SIGTERM'
   },
@@ -96,4 +99,27 @@ export function detectPlatform (env: Env = process.env): Platform | undefined {
     return { ...platform, window: Number(env.kill_timeout), windowSource: "PM2's kill_timeout" }
   }
   return platform
+}
+
+/**
+ * The gracePeriod to plan on: past a window the platform fixes it is capped there, since SIGKILL
+ * comes then whatever the app says; past a default window it is kept, with a warning naming the
+ * setting to raise.
+ */
+export function fitToWindow (platform: Platform, gracePeriod: number, source: string): { gracePeriod: number, warning?: Warning } {
+  const { window, windowSource, windowSetting } = platform
+  if (gracePeriod <= window) return { gracePeriod }
+  const fields = { gracePeriod, source, platform: platform.name, window }
+  const said = `gracePeriod is ${gracePeriod} ms (from ${source})`
+  if (platform.windowIsFixed) {
+    const lengthen = windowSetting === undefined ? 'it cannot be lengthened' : `to lengthen it, raise ${windowSetting}`
+    return {
+      gracePeriod: window,
+      warning: { fields, message: `${said} but ${windowSource} sends SIGKILL ${window} ms after the stop signal: the drain is planned on ${window} ms; ${lengthen}` }
+    }
+  }
+  return {
+    gracePeriod,
+    warning: { fields, message: `${said} but ${windowSource} is ${window} ms: unless ${windowSetting} is at least ${Math.ceil(gracePeriod / 1000)} s, SIGKILL cuts the drain` }
+  }
 }

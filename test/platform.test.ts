@@ -110,7 +110,7 @@ t.test('Cloud Run: the drain is planned within its fixed 10 s, whatever the app 
   t.equal(warnings.length, 1)
   t.match(warnings[0], {
     fields: { gracePeriod: 90_000, source: 'option', platform: 'cloud-run', window: 10_000 },
-    message: /^gracePeriod is 90000 ms \(from option\) but Cloud Run's fixed 10 s sends SIGKILL 10000 ms after the stop signal: the drain is planned on 10000 ms/
+    message: /^gracePeriod is 90000 ms \(from option\) but Cloud Run's fixed 10 s sends SIGKILL 10000 ms after the stop signal: the drain is planned on 10000 ms; it cannot be lengthened$/
   })
   t.same(resolveOptions({ gracePeriod: 8000 }, cloudRun).warnings, [], 'a shorter one is kept')
   t.equal(resolveOptions({ gracePeriod: 8000 }, cloudRun).options.gracePeriod, 8000)
