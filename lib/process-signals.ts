@@ -1,11 +1,14 @@
 import closeWithGrace from 'close-with-grace'
 import { flushOutput } from './log.js'
 import type { ShutdownSignal } from './options.js'
+import { pm2 } from './pm2.js'
 import { gracePeriodBudget, type Logger, type ShutdownOutcome } from './shutdown.js'
 
 /** An instance that wants the process's signals and errors to shut it down. */
 export interface ShutdownParticipant {
   signals: readonly ShutdownSignal[]
+  /** PM2 runs the process: its 'shutdown' message (shutdown_with_message) is a signal like the others. */
+  shutdownMessage: boolean
   gracePeriod: number
   log: Logger
   /** False until the app listens: before that nothing can be in flight. */
@@ -19,6 +22,9 @@ const CLOSE_WITH_GRACE_EVENTS: closeWithGrace.AllEvents[] = [
   'SIGUSR2', 'SIGTERM', 'uncaughtException', 'unhandledRejection', 'beforeExit'
 ]
 const ERROR_EVENTS = new Set<string>(['uncaughtException', 'unhandledRejection'])
+
+/** The reason a shutdown started by PM2's 'shutdown' message gives, as a signal gives its name. */
+export const SHUTDOWN_MESSAGE_REASON = 'shutdown message'
 
 /**
  * The process has one set of signal handlers, and close-with-grace exits the process once its
@@ -83,7 +89,7 @@ function reinstall (): void {
     flushBeforeCloseWithGraceExits(budget.flushMs)
   }
 
-  installed = closeWithGrace({
+  const handlers = closeWithGrace({
     // Each sequence keeps to its own deadlines; this is the backstop for a blocked event loop.
     delay: budget.exitMs - budget.flushMs,
     logger: { error: (err: unknown) => exitAtOnce({ err }, 'exiting with code 1: the shutdown failed') },
@@ -91,16 +97,34 @@ function reinstall (): void {
     onSecondSignal: signal => exitAtOnce({ signal }, 'second signal during shutdown: exiting at once with code 1'),
     onSecondError: err => exitAtOnce({ err }, 'error during shutdown: exiting at once with code 1'),
     onTimeout: delay => exitAtOnce({ delayMs: delay }, 'shutdown overran the grace period: exiting with code 1')
-  }, async ({ signal, err }) => {
+  }, async ({ signal, err, manual }) => {
     shuttingDown = true
-    await exit(await shutDown({ signal, err }, log), budget.flushMs)
+    await exit(await shutDown({ signal, err, manual }, log), budget.flushMs)
   })
+
+  const stopListening = everyone.some(participant => participant.shutdownMessage)
+    ? pm2.onShutdownMessage(() => {
+      if (shuttingDown) {
+        if (exiting === undefined) log.error({ signal: SHUTDOWN_MESSAGE_REASON }, 'second signal during shutdown: exiting at once with code 1')
+        exit(1, budget.flushMs)
+      } else {
+        handlers.close()
+      }
+    })
+    : undefined
+  installed = {
+    uninstall () {
+      handlers.uninstall()
+      stopListening?.()
+    }
+  }
 }
 
 /** Shuts every listening instance down; resolves with the exit code. */
-async function shutDown ({ signal, err }: { signal?: string, err?: unknown }, log: Logger): Promise<number> {
+async function shutDown ({ signal, err, manual }: { signal?: string, err?: unknown, manual?: boolean }, log: Logger): Promise<number> {
   if (err !== undefined) log.error({ err }, 'uncaught error: shutting down, then exiting with code 1')
-  const reason = err !== undefined ? 'uncaught error' : signal ?? 'unknown'
+  // close() is called for the 'shutdown' message alone.
+  const reason = err !== undefined ? 'uncaught error' : manual === true ? SHUTDOWN_MESSAGE_REASON : signal ?? 'unknown'
   const listening = [...participants].filter(participant => participant.listening())
   if (listening.length === 0) {
     log.info({ signal: reason }, 'stopped while starting: nothing was in flight')

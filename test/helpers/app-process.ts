@@ -64,9 +64,11 @@ export async function startApp (t: Teardown, {
   options = {},
   fastify = {},
   instances = 1,
-  env = {}
-}: { fixture?: string, options?: object, fastify?: object, instances?: number, env?: NodeJS.ProcessEnv } = {}): Promise<AppProcess> {
+  env = {},
+  ipc = false
+}: { fixture?: string, options?: object, fastify?: object, instances?: number, env?: NodeJS.ProcessEnv, ipc?: boolean } = {}): Promise<AppProcess> {
   const app = spawnProcess(t, process.execPath, fixtureArgs(fixture), {
+    ipc,
     env: {
       ...process.env,
       ...env,
@@ -100,9 +102,12 @@ export function startNodeApp (t: Teardown, args: string[], env: NodeJS.ProcessEn
   return startCommand(t, process.execPath, args, { env: { ...process.env, ...env } })
 }
 
-/** Spawns a process whose stdout is pino lines, kept for the test to read and await. */
-export function spawnProcess (t: Teardown, command: string, args: string[], options: SpawnOptions = {}): Omit<AppProcess, 'ports' | 'port'> {
-  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Spawns a process whose stdout is pino lines, kept for the test to read and await; with `ipc`,
+ * over an IPC channel too, as PM2 runs its processes (messages through `child`).
+ */
+export function spawnProcess (t: Teardown, command: string, args: string[], { ipc = false, ...options }: SpawnOptions & { ipc?: boolean } = {}): Omit<AppProcess, 'ports' | 'port'> {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe', ...ipc ? ['ipc' as const] : []] })
   // 'exit' can come before the last lines of output are read; 'close' comes after them, so the
   // logs are complete once `exited` resolves, while `at` keeps the moment the process ended.
   const exitedAt = once(child, 'exit').then(() => performance.now())
