@@ -7,6 +7,7 @@ import { ConcurrencyLimit } from './limit.js'
 import { pluginLogger } from './log.js'
 import { resolveOptions, type GracefulTerminationOptions, type Resolution } from './options.js'
 import { detectPlatform } from './platform.js'
+import { pm2 } from './pm2.js'
 import { handleProcessSignals } from './process-signals.js'
 import { assertRootInstance, FASTIFY_CLI_WARNING, startedByFastifyCli } from './registration.js'
 import { isProbeRequest, registerProbeRoutes } from './routes.js'
@@ -93,11 +94,14 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   fastify.addHook('onListen', async () => { for (const server of extraServers(fastify)) connections.watch(server) })
   fastify.addHook('preClose', async () => sequence.closeStarted())
   fastify.addHook('onClose', async () => sequence.closed())
+  const underPm2 = resolution.platform?.name === 'pm2'
+  if (underPm2) fastify.addHook('onListen', async () => { if (pm2.sendReady()) log.info({}, "sent PM2 'ready': wait_ready ends here") })
 
   if (options.handleSignals) {
     if (startedByFastifyCli()) log.warn({}, FASTIFY_CLI_WARNING)
     const stopHandlingSignals = handleProcessSignals({
       signals: options.signals,
+      shutdownMessage: underPm2,
       gracePeriod: options.gracePeriod,
       log,
       listening: () => fastify.server.listening,

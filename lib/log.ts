@@ -41,3 +41,28 @@ export function pluginLogger (appLog: FastifyBaseLogger): FastifyBaseLogger {
   }
   return stderrLog as unknown as FastifyBaseLogger
 }
+
+/** A stream that calls back once what was written to it before has been handed on. */
+export interface OutputStream {
+  write (chunk: string, encoding: BufferEncoding, callback: (err?: Error | null) => void): unknown
+}
+
+/**
+ * Resolves true once everything written so far to stdout and stderr has left the process (a
+ * zero-length write calls back after every write before it), false if that takes over maxMs.
+ * process.exit() drops writes still pending, and PM2 in cluster mode turns every write to stdout and
+ * stderr into an asynchronous write to its log file (PM2 issue #4075): an exit would lose the last
+ * lines, those that say why. (pino's own destinations flush themselves at exit.)
+ */
+export async function flushOutput (maxMs: number, streams: OutputStream[] = [process.stdout, process.stderr]): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  // The encoding is given so that a write wrapped as (string, encoding, callback), as PM2 wraps
+  // it, receives the callback where it expects one.
+  const flushed = Promise.all(streams.map(stream => new Promise(resolve => { stream.write('', 'utf8', resolve) })))
+  const outcome = await Promise.race([
+    flushed.then(() => true),
+    new Promise<false>(resolve => { timer = setTimeout(resolve, maxMs, false) })
+  ])
+  clearTimeout(timer)
+  return outcome
+}

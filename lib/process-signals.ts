@@ -1,10 +1,14 @@
 import closeWithGrace from 'close-with-grace'
+import { flushOutput } from './log.js'
 import type { ShutdownSignal } from './options.js'
+import { pm2 } from './pm2.js'
 import { gracePeriodBudget, type Logger, type ShutdownOutcome } from './shutdown.js'
 
 /** An instance that wants the process's signals and errors to shut it down. */
 export interface ShutdownParticipant {
   signals: readonly ShutdownSignal[]
+  /** PM2 runs the process: its 'shutdown' message (shutdown_with_message) is a signal like the others. */
+  shutdownMessage: boolean
   gracePeriod: number
   log: Logger
   /** False until the app listens: before that nothing can be in flight. */
@@ -19,6 +23,9 @@ const CLOSE_WITH_GRACE_EVENTS: closeWithGrace.AllEvents[] = [
 ]
 const ERROR_EVENTS = new Set<string>(['uncaughtException', 'unhandledRejection'])
 
+/** The reason a shutdown started by PM2's 'shutdown' message gives, as a signal gives its name. */
+export const SHUTDOWN_MESSAGE_REASON = 'shutdown message'
+
 /**
  * The process has one set of signal handlers, and close-with-grace exits the process once its
  * callback is done. Two instances that each installed their own would race to exit, the faster
@@ -27,6 +34,7 @@ const ERROR_EVENTS = new Set<string>(['uncaughtException', 'unhandledRejection']
 const participants = new Set<ShutdownParticipant>()
 let installed: { uninstall (): void } | undefined
 let shuttingDown = false
+let exiting: Promise<never> | undefined
 
 /** Lets the process's signals and uncaught errors shut this instance down; returns the way out. */
 export function handleProcessSignals (participant: ShutdownParticipant): () => void {
@@ -45,6 +53,24 @@ function failureOf (outcomes: ShutdownOutcome[]): string | undefined {
   return undefined
 }
 
+/** Every exit the plugin makes: the first one, once what was logged is written (for at most flushMs). */
+function exit (code: number, flushMs: number): Promise<never> {
+  exiting ??= flushOutput(flushMs).then(() => process.exit(code))
+  return exiting
+}
+
+/**
+ * close-with-grace calls process.exit(1) as soon as its onSecondSignal, onSecondError, onTimeout
+ * or logger.error returns: that one call goes through exit(), so the line that says why is written.
+ */
+function flushBeforeCloseWithGraceExits (flushMs: number): void {
+  const processExit = process.exit
+  process.exit = (() => {
+    process.exit = processExit
+    exit(1, flushMs)
+  }) as typeof process.exit
+}
+
 function reinstall (): void {
   // Once the shutdown runs, close-with-grace owns the handlers for a second signal: keep them.
   if (shuttingDown) return
@@ -55,39 +81,65 @@ function reinstall (): void {
 
   const everyone = [...participants]
   const signals = new Set<string>(everyone.flatMap(participant => participant.signals))
-  const longestGracePeriod = Math.max(...everyone.map(participant => participant.gracePeriod))
+  const budget = gracePeriodBudget(Math.max(...everyone.map(participant => participant.gracePeriod)))
   const log = first.log
+  const exitAtOnce = (fields: object, message: string): void => {
+    // An exit already under way ends within flushMs: it stands, and a line now would not be written.
+    if (exiting === undefined) log.error(fields, message)
+    flushBeforeCloseWithGraceExits(budget.flushMs)
+  }
 
-  installed = closeWithGrace({
+  const handlers = closeWithGrace({
     // Each sequence keeps to its own deadlines; this is the backstop for a blocked event loop.
-    delay: gracePeriodBudget(longestGracePeriod).exitMs,
-    logger: { error: (err: unknown) => log.error({ err }, 'exiting with code 1: the shutdown failed') },
+    delay: budget.exitMs - budget.flushMs,
+    logger: { error: (err: unknown) => exitAtOnce({ err }, 'exiting with code 1: the shutdown failed') },
     skip: CLOSE_WITH_GRACE_EVENTS.filter(event => !signals.has(event) && !ERROR_EVENTS.has(event)),
-    onSecondSignal: signal => log.error({ signal }, 'second signal during shutdown: exiting at once with code 1'),
-    onSecondError: err => log.error({ err }, 'error during shutdown: exiting at once with code 1'),
-    onTimeout: delay => log.error({ delayMs: delay }, 'shutdown overran the grace period: exiting with code 1')
-  }, async ({ signal, err }) => {
+    onSecondSignal: signal => exitAtOnce({ signal }, 'second signal during shutdown: exiting at once with code 1'),
+    onSecondError: err => exitAtOnce({ err }, 'error during shutdown: exiting at once with code 1'),
+    onTimeout: delay => exitAtOnce({ delayMs: delay }, 'shutdown overran the grace period: exiting with code 1')
+  }, async ({ signal, err, manual }) => {
     shuttingDown = true
-    // close-with-grace exits with code 1 after an uncaught error, 0 otherwise.
-    if (err !== undefined) log.error({ err }, 'uncaught error: shutting down, then exiting with code 1')
-    const listening = [...participants].filter(participant => participant.listening())
-    if (listening.length === 0) {
-      log.info({ signal }, 'stopped while starting: nothing was in flight')
-      return
-    }
-    const outcomes = await Promise.all(listening.map(participant => participant.shutdown(err === undefined ? signal ?? 'unknown' : 'uncaught error')))
-    if (err !== undefined) return
-    const failure = failureOf(outcomes)
-    if (failure !== undefined) {
-      log.error({}, `exiting with code 1: ${failure}`)
-      process.exit(1)
-    }
-    const appExitCode = Number(process.exitCode ?? 0)
-    if (appExitCode !== 0) {
-      log.info({ exitCode: appExitCode }, 'exiting with the exit code the app set')
-      process.exit(appExitCode)
-    }
+    await exit(await shutDown({ signal, err, manual }, log), budget.flushMs)
   })
+
+  const stopListening = everyone.some(participant => participant.shutdownMessage)
+    ? pm2.onShutdownMessage(() => {
+      if (shuttingDown) {
+        if (exiting === undefined) log.error({ signal: SHUTDOWN_MESSAGE_REASON }, 'second signal during shutdown: exiting at once with code 1')
+        exit(1, budget.flushMs)
+      } else {
+        handlers.close()
+      }
+    })
+    : undefined
+  installed = {
+    uninstall () {
+      handlers.uninstall()
+      stopListening?.()
+    }
+  }
+}
+
+/** Shuts every listening instance down; resolves with the exit code. */
+async function shutDown ({ signal, err, manual }: { signal?: string, err?: unknown, manual?: boolean }, log: Logger): Promise<number> {
+  if (err !== undefined) log.error({ err }, 'uncaught error: shutting down, then exiting with code 1')
+  // close() is called for the 'shutdown' message alone.
+  const reason = err !== undefined ? 'uncaught error' : manual === true ? SHUTDOWN_MESSAGE_REASON : signal ?? 'unknown'
+  const listening = [...participants].filter(participant => participant.listening())
+  if (listening.length === 0) {
+    log.info({ signal: reason }, 'stopped while starting: nothing was in flight')
+    return err === undefined ? 0 : 1
+  }
+  const outcomes = await Promise.all(listening.map(participant => participant.shutdown(reason)))
+  if (err !== undefined) return 1
+  const failure = failureOf(outcomes)
+  if (failure !== undefined) {
+    log.error({}, `exiting with code 1: ${failure}`)
+    return 1
+  }
+  const appExitCode = Number(process.exitCode ?? 0)
+  if (appExitCode !== 0) log.info({ exitCode: appExitCode }, 'exiting with the exit code the app set')
+  return appExitCode
 }
 
 /** For tests: how many instances the process handlers serve. */

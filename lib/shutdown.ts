@@ -53,17 +53,22 @@ export interface ConnectionControl {
   destroyAll (): void
 }
 
+/** The longest an exit waits for the last log lines to be written. */
+const MAX_FLUSH_MS = 200
+
 /**
  * How the grace period is spent. The drain may use all but a reserve; half the reserve is for
  * fastify.close() and its onClose hooks, the other half is headroom for the process to exit
- * before the platform's SIGKILL (its clock and ours never agree to the millisecond).
+ * before the platform's SIGKILL (its clock and ours never agree to the millisecond). The process
+ * exits by exitMs whatever happens; an exit first waits up to flushMs for its last log lines.
  */
-export function gracePeriodBudget (gracePeriod: number): { drainMs: number, closeMs: number, exitMs: number } {
+export function gracePeriodBudget (gracePeriod: number): { drainMs: number, closeMs: number, exitMs: number, flushMs: number } {
   const reserve = Math.min(2000, Math.ceil(gracePeriod / 5))
   return {
     drainMs: gracePeriod - reserve,
     closeMs: Math.floor(reserve / 2),
-    exitMs: gracePeriod - Math.floor(reserve / 4)
+    exitMs: gracePeriod - Math.floor(reserve / 4),
+    flushMs: Math.min(MAX_FLUSH_MS, Math.floor(reserve / 8))
   }
 }
 

@@ -35,13 +35,15 @@ function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
   return { options, tracker, events, arrivals, logs: logs.lines, logged }
 }
 
-t.test('the budget keeps a reserve for close and exit', async t => {
-  t.same(gracePeriodBudget(30_000), { drainMs: 28_000, closeMs: 1000, exitMs: 29_500 })
-  t.same(gracePeriodBudget(900_000), { drainMs: 898_000, closeMs: 1000, exitMs: 899_500 }, 'Cerebrium default')
-  t.same(gracePeriodBudget(1000), { drainMs: 800, closeMs: 100, exitMs: 950 }, 'a fifth of a short grace period')
-  for (const gracePeriod of [1, 7, 999, 1000, 3000, 10_001, 86_400_000]) {
-    const { drainMs, closeMs, exitMs } = gracePeriodBudget(gracePeriod)
-    t.ok(drainMs + closeMs <= exitMs && exitMs <= gracePeriod, `ordered within ${gracePeriod}`)
+t.test('the budget keeps a reserve for close, the last log lines and exit', async t => {
+  t.same(gracePeriodBudget(30_000), { drainMs: 28_000, closeMs: 1000, exitMs: 29_500, flushMs: 200 })
+  t.same(gracePeriodBudget(900_000), { drainMs: 898_000, closeMs: 1000, exitMs: 899_500, flushMs: 200 }, 'Cerebrium default')
+  t.same(gracePeriodBudget(1000), { drainMs: 800, closeMs: 100, exitMs: 950, flushMs: 25 }, 'a fifth of a short grace period')
+  t.same(gracePeriodBudget(1600), { drainMs: 1280, closeMs: 160, exitMs: 1520, flushMs: 40 }, "PM2's default kill_timeout")
+  for (const gracePeriod of [1, 7, 999, 1000, 1600, 3000, 10_001, 86_400_000]) {
+    const { drainMs, closeMs, exitMs, flushMs } = gracePeriodBudget(gracePeriod)
+    // The backstop exit (exitMs - flushMs) never cuts a close still within its own time.
+    t.ok(drainMs + closeMs <= exitMs - flushMs && exitMs <= gracePeriod, `ordered within ${gracePeriod}`)
   }
 })
 

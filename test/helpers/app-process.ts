@@ -75,9 +75,11 @@ export async function startApp (t: Teardown, {
   options = {},
   fastify = {},
   instances = 1,
-  env = {}
-}: { fixture?: string, options?: object, fastify?: object, instances?: number, env?: NodeJS.ProcessEnv } = {}): Promise<AppProcess> {
+  env = {},
+  ipc = false
+}: { fixture?: string, options?: object, fastify?: object, instances?: number, env?: NodeJS.ProcessEnv, ipc?: boolean } = {}): Promise<AppProcess> {
   const app = spawnProcess(t, process.execPath, fixtureArgs(fixture), {
+    ipc,
     env: {
       ...baseEnv(),
       ...env,
@@ -113,11 +115,12 @@ export function startNodeApp (t: Teardown, args: string[], env: NodeJS.ProcessEn
 
 /**
  * Spawns a process whose stdout is pino lines, kept for the test to read and await. Its stdin is
- * closed unless `stdin: 'pipe'` asks for a pipe the test writes commands to.
+ * closed unless `stdin: 'pipe'` asks for a pipe the test writes commands to; with `ipc`, it has
+ * an IPC channel too, as PM2 runs its processes (messages through `child`).
  */
 export function spawnProcess (t: Teardown, command: string, args: string[],
-  { stdin = 'ignore', ...options }: SpawnOptions & { stdin?: 'ignore' | 'pipe' } = {}): Omit<AppProcess, 'ports' | 'port'> {
-  const child = spawn(command, args, { ...options, stdio: [stdin, 'pipe', 'pipe'] })
+  { stdin = 'ignore', ipc = false, ...options }: SpawnOptions & { stdin?: 'ignore' | 'pipe', ipc?: boolean } = {}): Omit<AppProcess, 'ports' | 'port'> {
+  const child = spawn(command, args, { ...options, stdio: [stdin, 'pipe', 'pipe', ...ipc ? ['ipc' as const] : []] })
   // A command written after the process died fails with EPIPE: its exit, reported to whatever
   // awaits its output, says more.
   child.stdin?.on('error', () => {})
