@@ -25,8 +25,10 @@ const ERROR_EVENTS = new Set<string>(['uncaughtException', 'unhandledRejection']
  * cutting the other's drain; so every instance registers here, and one handler drains them all.
  */
 const participants = new Set<ShutdownParticipant>()
-let installed: { uninstall (): void } | undefined
+let installed: { close (): void, uninstall (): void } | undefined
 let shuttingDown = false
+/** Why the process must exit 1 after a shutdown no signal started (startup work that failed). */
+let failure: string | undefined
 
 /** Lets the process's signals and uncaught errors shut this instance down; returns the way out. */
 export function handleProcessSignals (participant: ShutdownParticipant): () => void {
@@ -36,6 +38,16 @@ export function handleProcessSignals (participant: ShutdownParticipant): () => v
     participants.delete(participant)
     reinstall()
   }
+}
+
+/**
+ * Shuts every instance down as a signal would, then exits with code 1: what cannot serve (its
+ * startup work failed) ends the same way as what crashed, so the platform starts a fresh replica.
+ */
+export function failProcess (reason: string): void {
+  if (installed === undefined || shuttingDown) return
+  failure = reason
+  installed.close()
 }
 
 /** Why a shutdown must end in exit code 1, if it must. */
@@ -71,15 +83,16 @@ function reinstall (): void {
     // close-with-grace exits with code 1 after an uncaught error, 0 otherwise.
     if (err !== undefined) log.error({ err }, 'uncaught error: shutting down, then exiting with code 1')
     const listening = [...participants].filter(participant => participant.listening())
-    if (listening.length === 0) {
+    if (listening.length === 0 && failure === undefined) {
       log.info({ signal }, 'stopped while starting: nothing was in flight')
       return
     }
-    const outcomes = await Promise.all(listening.map(participant => participant.shutdown(err === undefined ? signal ?? 'unknown' : 'uncaught error')))
+    const reason = err !== undefined ? 'uncaught error' : signal ?? failure ?? 'unknown'
+    const outcomes = await Promise.all(listening.map(participant => participant.shutdown(reason)))
     if (err !== undefined) return
-    const failure = failureOf(outcomes)
-    if (failure !== undefined) {
-      log.error({}, `exiting with code 1: ${failure}`)
+    const cause = failure ?? failureOf(outcomes)
+    if (cause !== undefined) {
+      log.error({}, `exiting with code 1: ${cause}`)
       process.exit(1)
     }
     const appExitCode = Number(process.exitCode ?? 0)
