@@ -154,7 +154,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   /** A startup that failed ends like an uncaught error: the same sequence, then exit 1 (unless the app handles the process itself). */
   function failStartup (): void {
     if (options.handleSignals) failProcess('startup work failed')
-    else sequence.start('startup work failed').catch(() => {})
+    else sequence.start('startup work failed')
   }
 }
 

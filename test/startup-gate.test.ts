@@ -7,6 +7,7 @@ import gracefulTermination from '../lib/index.js'
 import { hasMessage, LEVEL, requestFor, startApp, startCommand } from './helpers/app-process.js'
 import { exampleAppEnv } from './helpers/example-app.js'
 import { request } from './helpers/http.js'
+import { capturedLogs } from './helpers/log-watcher.js'
 
 const exampleApp = fileURLToPath(new URL('../dist/example-app/server.js', import.meta.url))
 const predict = (port: number) => request(port, '/predict', {
@@ -123,6 +124,17 @@ t.test('the gate, through inject', async t => {
     const outcome = await app.graceful.shutdown('test')
     t.equal(seen?.aborted, true)
     t.match(outcome, { drained: true, closed: true })
+  })
+
+  t.test('with handleSignals false, failed startup work shuts the instance down and leaves the process to the app', async t => {
+    const { stream, lines } = capturedLogs()
+    const app = Fastify({ logger: { stream } })
+    await app.register(gracefulTermination, { handleSignals: false })
+    const failed = app.graceful.startup(Promise.reject(new Error('no GPU found')))
+    await t.rejects(failed, { message: 'no GPU found' }, 'startup() returns the work as given')
+    while (app.graceful.state !== 'closed') await new Promise(resolve => setImmediate(resolve))
+    t.match(lines.find(line => /startup work failed/.test(line.msg)), { level: LEVEL.error, err: { message: 'no GPU found' } })
+    t.match(lines.find(line => /shutdown started/.test(line.msg)), { reason: 'startup work failed' })
   })
 
   t.test('startup() once the app listens and is ready: a coded error', async t => {
