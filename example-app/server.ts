@@ -93,6 +93,19 @@ try {
     socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }))
   })
 
+  // A stand-in for loading the model's weights: the app listens at once, so the platform's
+  // liveness probe sees it alive, while readiness says 503 "starting" until the load is done.
+  const rawModelLoadMs = process.env.MODEL_LOAD_MS ?? ''
+  if (!/^\d*$/.test(rawModelLoadMs)) throw new Error(`MODEL_LOAD_MS must be a whole number of milliseconds, received ${JSON.stringify(rawModelLoadMs)}`)
+  const modelLoadMs = Number(rawModelLoadMs)
+  if (modelLoadMs > 0) {
+    app.log.info({ modelLoadMs }, 'loading the model')
+    app.graceful.startup(signal => sleep(modelLoadMs, undefined, { signal })).then(
+      () => app.log.info({ modelLoadMs }, 'model loaded'),
+      // A failed load is logged by the plugin, which then stops the replica with exit code 1.
+      () => {})
+  }
+
   await app.listen({ port: cerebrium.port ?? 8000, host: process.env.HOST || '0.0.0.0' })
 } catch (err) {
   app.log.fatal({ err }, 'could not start')

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFu
 import { continueIfAwaited, type Connections, type RawResponse } from './connections.js'
 import type { ConcurrencyLimit, Place } from './limit.js'
 import type { ResolvedOptions } from './options.js'
-import { QUEUE_FULL_BODY, QUEUE_TIMEOUT_BODY, refuse, SHUTTING_DOWN_BODY } from './refusal.js'
+import { QUEUE_FULL_BODY, QUEUE_TIMEOUT_BODY, refuse, SHUTTING_DOWN_BODY, STARTING_BODY } from './refusal.js'
 import type { InFlight, InFlightTracker } from './tracker.js'
 
 /** Where a response keeps its count and its place in the limit until it ends. */
@@ -15,6 +15,8 @@ export interface AdmissionOptions {
   tracker: InFlightTracker<FastifyReply>
   /** True while serving; once draining, a request may take a free slot but not queue. */
   serving (): boolean
+  /** True while startup work is pending: only routes that opted in are served. */
+  starting (): boolean
   /** undefined when maxConcurrency is unlimited: nothing to wait for, nothing to pay. */
   limit: ConcurrencyLimit | undefined
   log: FastifyBaseLogger
@@ -30,6 +32,12 @@ export interface Admission {
   end (response: RawResponse): void
 }
 
+/** A route that opted in with `config: { graceful: { serveWhileStarting: true } }`: an admin or metrics route. */
+function servedWhileStarting (request: FastifyRequest): boolean {
+  const config = request.routeOptions.config as { graceful?: { serveWhileStarting?: boolean } }
+  return config.graceful?.serveWhileStarting === true
+}
+
 function proceed (reply: FastifyReply, done: HookHandlerDoneFunction): void {
   continueIfAwaited(reply.raw)
   done()
@@ -40,13 +48,18 @@ function proceed (reply: FastifyReply, done: HookHandlerDoneFunction): void {
  * until it ends, refused ones included (they may still be reading a body), and the limit lets it
  * run, wait or be refused. A queued request was accepted, so the drain serves it.
  */
-export function createAdmission ({ options, tracker, serving, limit, log, isProbe, connections }: AdmissionOptions): Admission {
+export function createAdmission ({ options, tracker, serving, starting, limit, log, isProbe, connections }: AdmissionOptions): Admission {
   function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     if (isProbe(request)) return proceed(reply, done)
     const response = reply.raw as AdmittedResponse
     response[kInFlight] = tracker.begin(reply)
     // Requests through a server are followed already; this catches inject() and routers called directly.
     connections.follow(request.raw, response)
+    // Route config is read only while starting: building routeOptions costs on every request.
+    if (starting() && !servedWhileStarting(request)) {
+      log.debug({ reqId: request.id }, 'still starting: refused with 503')
+      return refuse(request, reply, STARTING_BODY, options.retryAfter)
+    }
     if (limit === undefined) return proceed(reply, done)
 
     const mayQueue = serving()

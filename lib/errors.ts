@@ -28,6 +28,13 @@ export const NotRootError: PluginError<'FST_GRACEFUL_NOT_ROOT', [where: string]>
   500
 )
 
+export const StartupOverError: PluginError<'FST_GRACEFUL_STARTUP_OVER', []> = createError(
+  'FST_GRACEFUL_STARTUP_OVER',
+  'fastify-graceful-termination: graceful.startup() was called after the app was ready: the gate holds only ' +
+    'what must settle before the first request is served. Call it before listen().',
+  500
+)
+
 /** A command line that `fastify-graceful-termination verify` cannot run: the bin exits 2 with it. */
 export const UsageError: PluginError<'FST_GRACEFUL_VERIFY_USAGE', [problem: string]> = createError(
   'FST_GRACEFUL_VERIFY_USAGE',

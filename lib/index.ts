@@ -8,21 +8,26 @@ import { pluginLogger } from './log.js'
 import { resolveOptions, type GracefulTerminationOptions, type Resolution } from './options.js'
 import { detectPlatform } from './platform.js'
 import { pm2 } from './pm2.js'
-import { handleProcessSignals } from './process-signals.js'
+import { failProcess, handleProcessSignals } from './process-signals.js'
 import { assertRootInstance, FASTIFY_CLI_WARNING, startedByFastifyCli } from './registration.js'
-import { isProbeRequest, registerProbeRoutes } from './routes.js'
+import { checkRouteConfig, isProbeRequest, registerProbeRoutes } from './routes.js'
+import { StartupGate, type StartupWork } from './startup.js'
+import { CheckSet } from './checks.js'
 import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './shutdown.js'
 import { InFlightTracker } from './tracker.js'
 import type { WebSocketServerLike } from './websockets.js'
 
-export { InvalidOptionError, NotRootError } from './errors.js'
+export { InvalidOptionError, NotRootError, StartupOverError } from './errors.js'
+import { StartupOverError } from './errors.js'
 export type { GracefulTerminationOptions, RoutingWatch, ShutdownSignal } from './options.js'
 export type { PlatformName } from './platform.js'
 export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
+export type { HealthCheck, CheckResult } from './checks.js'
+export type { StartupWork } from './startup.js'
 
 /** `fastify.graceful`: where the instance is in its life, and the levers of its shutdown. */
 export interface GracefulState {
-  /** 'serving', then 'draining' from the signal, 'closing' once fastify.close() runs, 'closed'. */
+  /** 'starting' while startup work is pending, 'serving', then 'draining' from the signal, 'closing' once fastify.close() runs, 'closed'. */
   readonly state: LifecycleState
   /**
    * Requests between their start and the close of their response, queued ones included: all
@@ -31,7 +36,7 @@ export interface GracefulState {
   readonly activeRequests: number
   /** Requests waiting for a slot (maxConcurrency reached); always 0 without maxConcurrency. */
   readonly queued: number
-  /** What the readiness route reports: true only while serving. */
+  /** What the readiness route reports: true only while serving and while every readiness check passed when it last ran. */
   readonly ready: boolean
   /** Aborted when draining starts: long-lived handlers (SSE, long polls, streams) end on it. */
   readonly signal: AbortSignal
@@ -39,6 +44,12 @@ export interface GracefulState {
   shutdown (reason?: string): Promise<ShutdownOutcome>
   /** Keeps the drain open until this background work settles; returns it unchanged. */
   track<T> (work: Promise<T>): Promise<T>
+  /**
+   * Holds the app in 'starting' (alive, not ready, refusing other work) until this work settles:
+   * loading a model, warming a cache. A function is called with `signal`, so a load can stop on
+   * shutdown. Call it before listen(). Its rejection ends the process with exit code 1.
+   */
+  startup<T> (work: StartupWork<T>): Promise<T>
 }
 
 declare module 'fastify' {
@@ -73,29 +84,68 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     log,
     connections,
     closeWebSocketsOnDrain: options.closeWebSockets === 'on-drain',
-    closeApp: () => fastify.close()
+    closeApp: () => fastify.close(),
+    starting: (): boolean => gate.starting
   })
+  const gate: StartupGate = new StartupGate({
+    signal: sequence.signal,
+    onOpen: () => {
+      log.info({}, 'startup work done: ready')
+      if (fastify.server.listening) tellPm2Ready()
+    },
+    onFailure: err => {
+      log.error({ err }, 'startup work failed: this replica cannot serve')
+      failStartup()
+    },
+    onAbandoned: err => log.info({ err }, 'startup work ended after the shutdown started')
+  })
+  const checks = { timeout: options.checkTimeout, interval: options.checkInterval }
+  const readinessChecks = new CheckSet(options.readinessChecks, checks)
+  const livenessChecks = new CheckSet(options.livenessChecks, checks)
+  const state = (): LifecycleState => sequence.state === 'serving' && gate.starting ? 'starting' : sequence.state
 
   const graceful: GracefulState = {
-    get state () { return sequence.state },
+    get state () { return state() },
     get activeRequests () { return tracker.activeRequests },
     get queued () { return limit?.queued ?? 0 },
-    get ready () { return sequence.state === 'serving' },
+    get ready () { return state() === 'serving' && readinessChecks.lastOk },
     get signal () { return sequence.signal },
     shutdown: (reason = 'shutdown() called') => sequence.start(reason),
-    track: work => tracker.track(work)
+    track: work => tracker.track(work),
+    startup: work => {
+      if (fastify.server.listening && gate.opened) throw new StartupOverError()
+      return gate.add(work)
+    }
   }
   fastify.decorate('graceful', graceful)
+  fastify.addHook('onRoute', checkRouteConfig)
 
-  const isProbe = registerProbeRoutes(fastify, options, graceful)
-  const admission = createAdmission({ options, tracker, serving: () => sequence.state === 'serving', limit, log, isProbe, connections })
+  const isProbe = registerProbeRoutes(fastify, options, {
+    get state () { return state() },
+    get activeRequests () { return tracker.activeRequests },
+    get queued () { return limit?.queued ?? 0 },
+    readinessChecks,
+    livenessChecks
+  })
+  const admission = createAdmission({
+    options,
+    tracker,
+    serving: () => sequence.state === 'serving',
+    starting: () => gate.starting,
+    limit,
+    log,
+    isProbe,
+    connections
+  })
   fastify.addHook('onRequest', admission.admit)
   connections.watch(fastify.server)
   fastify.addHook('onListen', async () => { for (const server of extraServers(fastify)) connections.watch(server) })
   fastify.addHook('preClose', async () => sequence.closeStarted())
   fastify.addHook('onClose', async () => sequence.closed())
   const underPm2 = resolution.platform?.name === 'pm2'
-  if (underPm2) fastify.addHook('onListen', async () => { if (pm2.sendReady()) log.info({}, "sent PM2 'ready': wait_ready ends here") })
+  // PM2's wait_ready waits for the app to be ready, not only listening: once both are true.
+  const tellPm2Ready = (): void => { if (underPm2 && gate.opened && pm2.sendReady()) log.info({}, "sent PM2 'ready': wait_ready ends here") }
+  fastify.addHook('onListen', async () => tellPm2Ready())
 
   if (options.handleSignals) {
     if (startedByFastifyCli()) log.warn({}, FASTIFY_CLI_WARNING)
@@ -108,6 +158,12 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
       shutdown: reason => sequence.start(reason)
     })
     fastify.addHook('onClose', async () => stopHandlingSignals())
+  }
+
+  /** A startup that failed ends like an uncaught error: the same sequence, then exit 1 (unless the app handles the process itself). */
+  function failStartup (): void {
+    if (options.handleSignals) failProcess('startup work failed')
+    else sequence.start('startup work failed')
   }
 }
 

@@ -1,3 +1,4 @@
+import type { HealthCheck } from './checks.js'
 import { InvalidOptionError } from './errors.js'
 import { fitToWindow, type Platform, type Warning } from './platform.js'
 
@@ -46,6 +47,14 @@ export interface GracefulTerminationOptions {
   closeWebSockets?: 'at-deadline' | 'on-drain'
   /** Written to every Server-Sent Events stream still open at the drain deadline, before it ends; false for none. */
   sseFinalEvent?: string | false
+  /** Checks the replica cannot serve without (a database, say): one that fails makes /ready 503. Default none. */
+  readinessChecks?: Record<string, HealthCheck>
+  /** Checks that only a restart cures (a wedged GPU, say): one that fails makes /health 503. Default none. */
+  livenessChecks?: Record<string, HealthCheck>
+  /** A check still running after this many ms has failed. Default 1000. */
+  checkTimeout?: number
+  /** A check's result is reused for this many ms, however often the probes come. Default 1000. */
+  checkInterval?: number
 }
 
 export type ResolvedOptions = Required<Omit<GracefulTerminationOptions, 'maxConcurrency' | 'readinessDelay'>> & {
@@ -65,7 +74,11 @@ export const DEFAULTS: ResolvedOptions = {
   signals: ['SIGTERM', 'SIGINT'],
   handleSignals: true,
   closeWebSockets: 'at-deadline',
-  sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n'
+  sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n',
+  readinessChecks: {},
+  livenessChecks: {},
+  checkTimeout: 1000,
+  checkInterval: 1000
 }
 
 /** A gracePeriod under this is far more likely seconds than milliseconds. */
@@ -155,6 +168,12 @@ const plainObject: Check<Record<string, unknown>> = (value, fail) =>
   value !== null && typeof value === 'object' && !Array.isArray(value) ? value as Record<string, unknown> : fail('an object')
 
 const boolean: Check<boolean> = (value, fail) => typeof value === 'boolean' ? value : fail('a boolean')
+
+const checkFunctions: Check<Record<string, HealthCheck>> = (value, fail) => {
+  const checks = plainObject(value, () => fail('an object of named check functions'))
+  if (!Object.values(checks).every(check => typeof check === 'function')) fail('an object of named check functions')
+  return checks as Record<string, HealthCheck>
+}
 
 /** The fail() of a plugin option: a TypeError with the FST_GRACEFUL_INVALID_OPTION code. */
 const invalidOption = (name: string, value: unknown): Fail => allowed => {
@@ -260,7 +279,11 @@ export function resolveOptions (input: unknown = {}, platform?: Platform): Resol
       signals,
       handleSignals,
       closeWebSockets: option('closeWebSockets', oneOf(['at-deadline', 'on-drain'] as const)),
-      sseFinalEvent: option('sseFinalEvent', orFalse(sseEvent))
+      sseFinalEvent: option('sseFinalEvent', orFalse(sseEvent)),
+      readinessChecks: option('readinessChecks', checkFunctions),
+      livenessChecks: option('livenessChecks', checkFunctions),
+      checkTimeout: option('checkTimeout', integer(1, MAX_DURATION_MS)),
+      checkInterval: option('checkInterval', integer(0, MAX_DURATION_MS))
     },
     platform,
     sources: {

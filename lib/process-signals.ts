@@ -32,9 +32,11 @@ export const SHUTDOWN_MESSAGE_REASON = 'shutdown message'
  * cutting the other's drain; so every instance registers here, and one handler drains them all.
  */
 const participants = new Set<ShutdownParticipant>()
-let installed: { uninstall (): void } | undefined
+let installed: { close (): void, uninstall (): void } | undefined
 let shuttingDown = false
 let exiting: Promise<never> | undefined
+/** Why the process must exit 1 after a shutdown no signal started (startup work that failed). */
+let failure: string | undefined
 
 /** Lets the process's signals and uncaught errors shut this instance down; returns the way out. */
 export function handleProcessSignals (participant: ShutdownParticipant): () => void {
@@ -44,6 +46,16 @@ export function handleProcessSignals (participant: ShutdownParticipant): () => v
     participants.delete(participant)
     reinstall()
   }
+}
+
+/**
+ * Shuts every instance down as a signal would, then exits with code 1: what cannot serve (its
+ * startup work failed) ends the same way as what crashed, so the platform starts a fresh replica.
+ */
+export function failProcess (reason: string): void {
+  if (installed === undefined || shuttingDown) return
+  failure = reason
+  installed.close()
 }
 
 /** Why a shutdown must end in exit code 1, if it must. */
@@ -113,6 +125,7 @@ function reinstall (): void {
     })
     : undefined
   installed = {
+    close: handlers.close,
     uninstall () {
       handlers.uninstall()
       stopListening?.()
@@ -123,18 +136,18 @@ function reinstall (): void {
 /** Shuts every listening instance down; resolves with the exit code. */
 async function shutDown ({ signal, err, manual }: { signal?: string, err?: unknown, manual?: boolean }, log: Logger): Promise<number> {
   if (err !== undefined) log.error({ err }, 'uncaught error: shutting down, then exiting with code 1')
-  // close() is called for the 'shutdown' message alone.
-  const reason = err !== undefined ? 'uncaught error' : manual === true ? SHUTDOWN_MESSAGE_REASON : signal ?? 'unknown'
+  // close() is called for the 'shutdown' message, and by failProcess() with its reason.
+  const reason = err !== undefined ? 'uncaught error' : manual === true ? failure ?? SHUTDOWN_MESSAGE_REASON : signal ?? 'unknown'
   const listening = [...participants].filter(participant => participant.listening())
-  if (listening.length === 0) {
+  if (listening.length === 0 && failure === undefined) {
     log.info({ signal: reason }, 'stopped while starting: nothing was in flight')
     return err === undefined ? 0 : 1
   }
   const outcomes = await Promise.all(listening.map(participant => participant.shutdown(reason)))
   if (err !== undefined) return 1
-  const failure = failureOf(outcomes)
-  if (failure !== undefined) {
-    log.error({}, `exiting with code 1: ${failure}`)
+  const cause = failure ?? failureOf(outcomes)
+  if (cause !== undefined) {
+    log.error({}, `exiting with code 1: ${cause}`)
     return 1
   }
   const appExitCode = Number(process.exitCode ?? 0)

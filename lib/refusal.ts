@@ -12,7 +12,10 @@ export const QUEUE_FULL_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_FULL',
 export const QUEUE_TIMEOUT_BODY = serviceUnavailable('FST_GRACEFUL_QUEUE_TIMEOUT',
   'No slot freed up within queueTimeout; retry the request later.')
 
-export type Refusal = typeof SHUTTING_DOWN_BODY | typeof QUEUE_FULL_BODY | typeof QUEUE_TIMEOUT_BODY
+export const STARTING_BODY = serviceUnavailable('FST_GRACEFUL_STARTING',
+  'This instance is still starting; retry the request on another one, or later.')
+
+export type Refusal = typeof SHUTTING_DOWN_BODY | typeof QUEUE_FULL_BODY | typeof QUEUE_TIMEOUT_BODY | typeof STARTING_BODY
 
 /**
  * How much of a refused request's body is read and thrown away before the 503, as nginx's

@@ -1,11 +1,17 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
+import { InvalidOptionError } from './errors.js'
+import { formatValue } from './options.js'
+import type { CheckSet } from './checks.js'
 import type { RawRequest } from './connections.js'
 import type { ResolvedOptions } from './options.js'
+import type { LifecycleState } from './shutdown.js'
 
 export interface ProbeSource {
-  readonly ready: boolean
+  readonly state: LifecycleState
   readonly activeRequests: number
   readonly queued: number
+  readonly readinessChecks: CheckSet
+  readonly livenessChecks: CheckSet
 }
 
 /**
@@ -28,13 +34,24 @@ export function registerProbeRoutes (
     if (readyPath !== false) {
       scope.get(readyPath, { logLevel: 'warn' }, async (_request, reply) => {
         const figures = { active_requests: source.activeRequests, queued: source.queued }
-        if (source.ready) return { status: 'ready', ...figures }
-        return reply.code(503).header('retry-after', options.retryAfter)
-          .send({ status: 'shutting_down', ...figures })
+        const unavailable = (body: object) => reply.code(503).header('retry-after', options.retryAfter).send(body)
+        // The drain owns readiness once it starts, and a replica still starting is not ready:
+        // neither waits for a check.
+        if (source.state === 'starting') return unavailable({ status: 'starting', ...figures })
+        if (source.state !== 'serving') return unavailable({ status: 'shutting_down', ...figures })
+        if (source.readinessChecks.empty) return { status: 'ready', ...figures }
+        const { ok, checks } = await source.readinessChecks.results()
+        // Read again: the shutdown may have started while the checks ran.
+        if (source.state !== 'serving') return unavailable({ status: 'shutting_down', ...figures })
+        return ok ? { status: 'ready', ...figures, checks } : unavailable({ status: 'not_ready', ...figures, checks })
       })
     }
     if (healthPath !== false) {
-      scope.get(healthPath, { logLevel: 'warn' }, async () => ({ status: 'ok' }))
+      scope.get(healthPath, { logLevel: 'warn' }, async (_request, reply) => {
+        if (source.livenessChecks.empty) return { status: 'ok' }
+        const { ok, checks } = await source.livenessChecks.results()
+        return ok ? { status: 'ok', checks } : reply.code(503).send({ status: 'unhealthy', checks })
+      })
     }
   })
   return request => request.server === probes
@@ -50,5 +67,24 @@ export function isProbeRequest ({ readyPath, healthPath }: Pick<ResolvedOptions,
     const query = url.indexOf('?')
     const path = query === -1 ? url : url.slice(0, query)
     return path === readyPath || path === healthPath || request.headers['user-agent']?.startsWith('kube-probe/') === true
+  }
+}
+
+/** What a route may say of itself in `config.graceful`; each a boolean. */
+const ROUTE_SETTINGS = ['serveWhileStarting']
+
+/**
+ * The onRoute hook: a route's `config: { graceful: { ... } }` is checked when the route is added,
+ * like the plugin's options, with the route in the error.
+ */
+export function checkRouteConfig (route: RouteOptions): void {
+  const settings = (route.config as { graceful?: unknown } | undefined)?.graceful
+  if (settings === undefined) return
+  const where = `config.graceful of route ${[route.method].flat().join(',')} ${route.url}`
+  const fail = (name: string, value: unknown, allowed: string): never => { throw new InvalidOptionError(name, allowed, formatValue(value)) }
+  if (settings === null || typeof settings !== 'object' || Array.isArray(settings)) fail(where, settings, 'an object')
+  for (const [key, value] of Object.entries(settings as object)) {
+    if (!ROUTE_SETTINGS.includes(key)) fail(`${where}: ${key}`, value, `one of ${ROUTE_SETTINGS.join(', ')} (unknown setting)`)
+    if (typeof value !== 'boolean') fail(`${where}: ${key}`, value, 'a boolean')
   }
 }

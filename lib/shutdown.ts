@@ -3,7 +3,7 @@ import type { Arrivals } from './connections.js'
 import type { RoutingWatch } from './options.js'
 import type { InFlightTracker } from './tracker.js'
 
-export type LifecycleState = 'serving' | 'draining' | 'closing' | 'closed'
+export type LifecycleState = 'starting' | 'serving' | 'draining' | 'closing' | 'closed'
 
 export interface ShutdownOutcome {
   /** What started the shutdown: a signal name, 'uncaughtException', or the reason given to shutdown(). */
@@ -33,6 +33,8 @@ export interface ShutdownOptions {
   closeWebSocketsOnDrain: boolean
   /** fastify.close(): runs onClose hooks once the server's last connection is gone. */
   closeApp (): Promise<void>
+  /** True while startup work is pending: nothing routes to a replica that was never ready. */
+  starting (): boolean
 }
 
 /** What the sequence does to the connections, in the order it does it. */
@@ -146,8 +148,11 @@ export class ShutdownSequence {
       readinessDelay,
       drainDeadlineMs: budget.drainMs
     }, 'shutdown started: readiness now answers 503')
-    // Counting starts with the signal: what arrives from now on is what still routes here.
-    const delay = typeof readinessDelay === 'number' ? readinessDelay : { watch: readinessDelay, arrivals: this.#options.connections.noteArrivals() }
+    // Counting starts with the signal: what arrives from now on is what still routes here. A replica
+    // that never was ready was never routed to: it stops accepting at once.
+    const delay = this.#options.starting()
+      ? 0
+      : typeof readinessDelay === 'number' ? readinessDelay : { watch: readinessDelay, arrivals: this.#options.connections.noteArrivals() }
     this.#options.connections.retire()
     if (this.#options.closeWebSocketsOnDrain) {
       const webSockets = this.#options.connections.closeWebSockets().length

@@ -2,7 +2,7 @@
 // stdout is asynchronous (PM2's cluster mode). The fixture's FIXTURE_ASYNC_OUTPUT makes it so.
 import t from 'tap'
 import { flushOutput, type OutputStream } from '../lib/log.js'
-import { hasMessage, requestFor, spawnProcess, startApp, fixtureArgs, type AppProcess } from './helpers/app-process.js'
+import { baseEnv, hasMessage, requestFor, spawnProcess, startApp, fixtureArgs, type AppProcess } from './helpers/app-process.js'
 import { openConnections, request } from './helpers/http.js'
 
 const ASYNC_OUTPUT = { FIXTURE_ASYNC_OUTPUT: '1' }
@@ -116,7 +116,7 @@ t.test('a shutdown that overruns (a blocked event loop): the backstop says so, t
 
 t.test('a signal while starting: the line that says so is written before the exit', async t => {
   const app = spawnProcess(t, process.execPath, fixtureArgs('app.ts'), {
-    env: { ...process.env, ...ASYNC_OUTPUT, FIXTURE_BOOT_MS: '3000', FIXTURE_OPTIONS: JSON.stringify({ gracePeriod: 30_000 }) }
+    env: { ...baseEnv(), ...ASYNC_OUTPUT, FIXTURE_BOOT_MS: '3000', FIXTURE_OPTIONS: JSON.stringify({ gracePeriod: 30_000 }) }
   })
   await app.waitForLog(hasMessage(/loading the model/))
   app.kill('SIGTERM')

@@ -78,7 +78,11 @@ t.test('defaults', async t => {
     signals: ['SIGTERM', 'SIGINT'],
     handleSignals: true,
     closeWebSockets: 'at-deadline',
-    sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n'
+    sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n',
+    readinessChecks: {},
+    livenessChecks: {},
+    checkTimeout: 1000,
+    checkInterval: 1000
   })
   t.same(resolveOptions({ signals: ['SIGTERM', 'SIGTERM'] }).options.signals, ['SIGTERM'], 'duplicate signals fold')
   t.throws(() => resolveOptions(null), { message: /option \(options\) must be an object, received null/ })

@@ -22,7 +22,7 @@ const app = Fastify()
 await app.register(gracefulTermination, options)
 // @ts-expect-error gracePeriod is a number of milliseconds
 await app.register(gracefulTermination, { gracePeriod: '5s' })
-const state: 'serving' | 'draining' | 'closing' | 'closed' = app.graceful.state
+const state: 'starting' | 'serving' | 'draining' | 'closing' | 'closed' = app.graceful.state
 const outcome: Promise<ShutdownOutcome> = app.graceful.shutdown('deploy')
 const codes: string[] = [new InvalidOptionError('a', 'b', 'c').code, new NotRootError('').code, new InvalidCerebriumConfigError('x').code]
 const settings = cerebriumOptions({ env: {} })

@@ -4,7 +4,7 @@ import t from 'tap'
 import { EventEmitter, once } from 'node:events'
 import { pm2Channel, PM2_READY_MESSAGE, PM2_SHUTDOWN_MESSAGE, type IpcProcess } from '../lib/pm2.js'
 import { SHUTDOWN_MESSAGE_REASON } from '../lib/process-signals.js'
-import { fixtureArgs, hasMessage, requestFor, spawnProcess, startApp, type AppProcess } from './helpers/app-process.js'
+import { baseEnv, fixtureArgs, hasMessage, requestFor, spawnProcess, startApp, type AppProcess } from './helpers/app-process.js'
 import { request } from './helpers/http.js'
 
 /** A process with an IPC channel, as the plugin sees it: what it sent, and whether it unref'd the channel. */
@@ -84,7 +84,7 @@ t.test('onShutdownMessage: a process without a channel object', async t => {
 t.test("under PM2: 'ready' once the app listens, once for two instances", async t => {
   const app = spawnProcess(t, process.execPath, fixtureArgs('app.ts'), {
     ipc: true,
-    env: { ...process.env, ...UNDER_PM2, FIXTURE_INSTANCES: '2' }
+    env: { ...baseEnv(), ...UNDER_PM2, FIXTURE_INSTANCES: '2' }
   })
   const messages = messagesOf(app)
   await app.waitForLog(line => line.instance === 1 && hasMessage(/Server listening/)(line))
@@ -94,6 +94,20 @@ t.test("under PM2: 'ready' once the app listens, once for two instances", async 
   t.equal((await app.exited).code, 0)
   t.same(messages, [PM2_READY_MESSAGE], 'one message for both instances')
   t.equal(app.logs.filter(hasMessage(/^sent PM2 'ready'/)).length, 1, 'said once')
+})
+
+t.test("under PM2: with startup work, 'ready' once the gate opens, not when the app listens", async t => {
+  const app = await startApp(t, { ipc: true, env: { ...UNDER_PM2, FIXTURE_STARTUP_MS: '1500' } })
+  const messages = messagesOf(app)
+  const listening = performance.now()
+  t.equal((await request(app.port, '/ready')).status, 503, 'listening, but still starting')
+  await once(app.child, 'message')
+  const readyAfterMs = performance.now() - listening
+  t.ok(app.logs.some(hasMessage(/^startup work done/)), 'the gate had opened')
+  t.same(messages, [PM2_READY_MESSAGE])
+  t.comment(`'ready' ${readyAfterMs.toFixed(0)} ms after listening`)
+  app.kill('SIGINT')
+  t.equal((await app.exited).code, 0)
 })
 
 t.test("under PM2: the 'shutdown' message drains like SIGINT, then exit 0", async t => {
@@ -139,7 +153,7 @@ t.test("under PM2: a 'shutdown' message during a SIGINT's drain is a second sign
 t.test("under PM2: the 'shutdown' message while starting exits 0", async t => {
   const app = spawnProcess(t, process.execPath, fixtureArgs('app.ts'), {
     ipc: true,
-    env: { ...process.env, ...UNDER_PM2, FIXTURE_BOOT_MS: '3000' }
+    env: { ...baseEnv(), ...UNDER_PM2, FIXTURE_BOOT_MS: '3000' }
   })
   await app.waitForLog(hasMessage(/loading the model/))
   app.child.send(PM2_SHUTDOWN_MESSAGE)
@@ -152,7 +166,7 @@ t.test('under PM2: the IPC channel does not hold open an app that has nothing le
   // listen failed) must still exit when its work is done, as it does without PM2.
   const app = spawnProcess(t, process.execPath, fixtureArgs('app.ts'), {
     ipc: true,
-    env: { ...process.env, ...UNDER_PM2, FIXTURE_NO_LISTEN: '1' }
+    env: { ...baseEnv(), ...UNDER_PM2, FIXTURE_NO_LISTEN: '1' }
   })
   await app.waitForLog(hasMessage(/started without listening/))
   const exit = await Promise.race([app.exited, new Promise(resolve => setTimeout(resolve, 10_000, 'still running').unref())])

@@ -30,6 +30,7 @@ function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
     },
     closeWebSocketsOnDrain: false,
     closeApp: async () => { events.push('close') },
+    starting: () => false,
     ...overrides
   }
   return { options, tracker, events, arrivals, logs: logs.lines, logged }

@@ -22,7 +22,7 @@ t.test('the decorator and the options are typed', async t => {
   assertType<Equal<typeof app.graceful, GracefulState>>()
   assertType<Equal<typeof app.graceful.state, LifecycleState>>()
   assertType<Equal<typeof app.graceful.queued, number>>()
-  assertType<Equal<LifecycleState, 'serving' | 'draining' | 'closing' | 'closed'>>()
+  assertType<Equal<LifecycleState, 'starting' | 'serving' | 'draining' | 'closing' | 'closed'>>()
   assertType<Equal<ReturnType<GracefulState['shutdown']>, Promise<ShutdownOutcome>>>()
   assertType<Equal<GracefulTerminationOptions['readinessDelay'], number | RoutingWatch | undefined>>()
   assertType<Equal<PlatformName, 'pm2' | 'cloud-run' | 'fly' | 'ecs' | 'kubernetes'>>()

@@ -28,8 +28,8 @@ const bin = typeScriptArgs(join(repoRoot, 'lib', 'bin.ts'))
 
 interface BinRun { code: number | null, stdout: string, stderr: string }
 
-async function runBin (args: string[], { cwd = repoRoot } = {}): Promise<BinRun> {
-  const child = spawn(process.execPath, [...bin, ...args], { cwd, env: exampleAppEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+async function runBin (args: string[], { cwd = repoRoot, env = {} }: { cwd?: string, env?: Record<string, string> } = {}): Promise<BinRun> {
+  const child = spawn(process.execPath, [...bin, ...args], { cwd, env: exampleAppEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
   let stdout = ''
   let stderr = ''
@@ -40,7 +40,7 @@ async function runBin (args: string[], { cwd = repoRoot } = {}): Promise<BinRun>
 }
 
 /** Runs verify with --json; the report, and the bin's exit code. */
-async function verifyJson (args: string[], options: { cwd?: string } = {}): Promise<{ code: number | null, report: Report }> {
+async function verifyJson (args: string[], options: { cwd?: string, env?: Record<string, string> } = {}): Promise<{ code: number | null, report: Report }> {
   const { code, stdout, stderr } = await runBin(['verify', '--json', ...args], options)
   let report: Report
   try {
@@ -86,6 +86,15 @@ t.test('the example app drains: nothing lost, exit 0, within the grace period', 
   t.match(table, new RegExp(`\\n  answered 2xx +${requests.ok}\\n`))
   t.match(table, /\n {2}reset or cut after being sent \(LOST\) +0\n/)
   t.match(table, /\n {2}exit {9}exit code 0, \d+ ms after SIGTERM\n/)
+})
+
+t.test('the example app loading its model (MODEL_LOAD_MS): verify waits out the load on /ready, then passes', async t => {
+  const startedAt = performance.now()
+  const { code, report } = await verifyJson([...PREDICT, '--', process.execPath, 'dist/example-app/server.js'], { env: { MODEL_LOAD_MS: '3000' } })
+  t.equal(code, 0, JSON.stringify(report.failures))
+  t.equal(report.requests!.lost, 0)
+  t.equal(report.readiness.mode, 'http')
+  t.ok(performance.now() - startedAt > 3000, 'the load was waited for')
 })
 
 t.test('bare Fastify dies at SIGTERM: requests lost, killed by the signal, exit 1', async t => {
