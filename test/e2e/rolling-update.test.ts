@@ -21,7 +21,9 @@ const REPLICAS = 3
 // Closed loop: each connection sends its next request as soon as the last is answered, so there
 // are always requests in flight (autocannon's rate limits send bursts, then idle until the next
 // second). 40 connections alternating /hello and /predict make about 300 requests per second.
-const LOAD = { durationSeconds: 20, connections: 40, minimumRequests: 3000 }
+// The load runs until the update is done (its duration is only a bound): on a busy machine the
+// replicas start slowly, and a fixed duration ran out before the update did.
+const LOAD = { maxDurationSeconds: 120, connections: 40, minimumRequests: 3000 }
 /** Responses between two steps of the update (about 2 s of load), so each stop happens under load. */
 const RESPONSES_BETWEEN_STEPS = 600
 
@@ -39,12 +41,15 @@ if (missing && process.env.CI === 'true') t.fail(`${missing}: CI must run the lo
 interface Load {
   /** Resolves once this many more responses have arrived; rejects if the load ends first. */
   afterResponses (count: number): Promise<void>
+  /** Ends the load; `finished` then resolves. */
+  stop (): void
   finished: Promise<autocannon.Result>
   errorMessages: Map<string, number>
 }
 
-/** About 20 s of load: /hello, then /predict of 50 to 500 ms, on every connection in turn. */
+/** Load until stopped: /hello, then /predict of 50 to 500 ms, on every connection in turn. */
 function startLoad (t: Test, port: number): Load {
+  let stop = (): void => {}
   let predictions = 0
   let responses = 0
   const waiters = new Set<{ target: number, resolve: () => void }>()
@@ -53,7 +58,7 @@ function startLoad (t: Test, port: number): Load {
     const instance = autocannon({
       url: `http://127.0.0.1:${port}`,
       connections: LOAD.connections,
-      duration: LOAD.durationSeconds,
+      duration: LOAD.maxDurationSeconds,
       requests: [
         { method: 'POST', path: '/hello' },
         {
@@ -65,7 +70,8 @@ function startLoad (t: Test, port: number): Load {
         }
       ]
     }, (err, result) => err ? reject(err) : resolve(result))
-    t.teardown(() => instance.stop())
+    stop = () => instance.stop()
+    t.teardown(stop)
     instance.on('response', () => {
       responses++
       for (const waiter of waiters) {
@@ -77,6 +83,7 @@ function startLoad (t: Test, port: number): Load {
 
   return {
     finished,
+    stop: () => stop(),
     errorMessages,
     afterResponses: count => new Promise((resolve, reject) => {
       waiters.add({ target: responses + count, resolve })
@@ -109,6 +116,7 @@ async function rollingUpdate (t: Test, startReplica: () => Promise<AppProcess>) 
   }
   // The replacements, too, must have served under load before the run counts.
   await load.afterResponses(RESPONSES_BETWEEN_STEPS)
+  load.stop()
   const result = await load.finished
   const lbStats = await lb.backendStats()
 
