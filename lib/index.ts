@@ -103,6 +103,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   const readinessChecks = new CheckSet(options.readinessChecks, checks)
   const livenessChecks = new CheckSet(options.livenessChecks, checks)
   const state = (): LifecycleState => sequence.state === 'serving' && gate.starting ? 'starting' : sequence.state
+  const underPm2 = resolution.platform?.name === 'pm2'
 
   const graceful: GracefulState = {
     get state () { return state() },
@@ -120,13 +121,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   fastify.decorate('graceful', graceful)
   fastify.addHook('onRoute', checkRouteConfig)
 
-  const isProbe = registerProbeRoutes(fastify, options, {
-    get state () { return state() },
-    get activeRequests () { return tracker.activeRequests },
-    get queued () { return limit?.queued ?? 0 },
-    readinessChecks,
-    livenessChecks
-  })
+  const isProbe = registerProbeRoutes(fastify, options, graceful, { readinessChecks, livenessChecks })
   const admission = createAdmission({
     options,
     tracker,
@@ -139,13 +134,17 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   })
   fastify.addHook('onRequest', admission.admit)
   connections.watch(fastify.server)
-  fastify.addHook('onListen', async () => { for (const server of extraServers(fastify)) connections.watch(server) })
+  fastify.addHook('onListen', async () => {
+    for (const server of extraServers(fastify)) connections.watch(server)
+    tellPm2Ready()
+  })
   fastify.addHook('preClose', async () => sequence.closeStarted())
   fastify.addHook('onClose', async () => sequence.closed())
-  const underPm2 = resolution.platform?.name === 'pm2'
-  // PM2's wait_ready waits for the app to be ready, not only listening: once both are true.
-  const tellPm2Ready = (): void => { if (underPm2 && gate.opened && pm2.sendReady()) log.info({}, "sent PM2 'ready': wait_ready ends here") }
-  fastify.addHook('onListen', async () => tellPm2Ready())
+
+  /** PM2's wait_ready waits for the app to be ready, not only listening: sent once both are true. */
+  function tellPm2Ready (): void {
+    if (underPm2 && gate.opened && pm2.sendReady()) log.info({}, "sent PM2 'ready': wait_ready ends here")
+  }
 
   if (options.handleSignals) {
     if (startedByFastifyCli()) log.warn({}, FASTIFY_CLI_WARNING)

@@ -6,10 +6,14 @@ import type { RawRequest } from './connections.js'
 import type { ResolvedOptions } from './options.js'
 import type { LifecycleState } from './shutdown.js'
 
+/** What the probes report: read from fastify.graceful when they are asked. */
 export interface ProbeSource {
   readonly state: LifecycleState
   readonly activeRequests: number
   readonly queued: number
+}
+
+export interface ProbeChecks {
   readonly readinessChecks: CheckSet
   readonly livenessChecks: CheckSet
 }
@@ -23,7 +27,8 @@ export interface ProbeSource {
 export function registerProbeRoutes (
   fastify: FastifyInstance,
   options: Pick<ResolvedOptions, 'readyPath' | 'healthPath' | 'retryAfter'>,
-  source: ProbeSource
+  source: ProbeSource,
+  { readinessChecks, livenessChecks }: ProbeChecks
 ): (request: FastifyRequest) => boolean {
   const { readyPath, healthPath } = options
   if (readyPath === false && healthPath === false) return () => false
@@ -39,8 +44,8 @@ export function registerProbeRoutes (
         // neither waits for a check.
         if (source.state === 'starting') return unavailable({ status: 'starting', ...figures })
         if (source.state !== 'serving') return unavailable({ status: 'shutting_down', ...figures })
-        if (source.readinessChecks.empty) return { status: 'ready', ...figures }
-        const { ok, checks } = await source.readinessChecks.results()
+        if (readinessChecks.empty) return { status: 'ready', ...figures }
+        const { ok, checks } = await readinessChecks.results()
         // Read again: the shutdown may have started while the checks ran.
         if (source.state !== 'serving') return unavailable({ status: 'shutting_down', ...figures })
         return ok ? { status: 'ready', ...figures, checks } : unavailable({ status: 'not_ready', ...figures, checks })
@@ -48,8 +53,8 @@ export function registerProbeRoutes (
     }
     if (healthPath !== false) {
       scope.get(healthPath, { logLevel: 'warn' }, async (_request, reply) => {
-        if (source.livenessChecks.empty) return { status: 'ok' }
-        const { ok, checks } = await source.livenessChecks.results()
+        if (livenessChecks.empty) return { status: 'ok' }
+        const { ok, checks } = await livenessChecks.results()
         return ok ? { status: 'ok', checks } : reply.code(503).send({ status: 'unhealthy', checks })
       })
     }
