@@ -43,6 +43,8 @@ interface Load {
   afterResponses (count: number): Promise<void>
   /** Ends the load; `finished` then resolves. */
   stop (): void
+  /** Responses so far. */
+  readonly responses: number
   finished: Promise<autocannon.Result>
   errorMessages: Map<string, number>
 }
@@ -84,6 +86,7 @@ function startLoad (t: Test, port: number): Load {
   return {
     finished,
     stop: () => stop(),
+    get responses () { return responses },
     errorMessages,
     afterResponses: count => new Promise((resolve, reject) => {
       waiters.add({ target: responses + count, resolve })
@@ -114,8 +117,9 @@ async function rollingUpdate (t: Test, startReplica: () => Promise<AppProcess>) 
     const exit = await replica.exited
     stops.push({ exit, signalToExitMs: exit.at - signalledAt, logs: replica.logs })
   }
-  // The replacements, too, must have served under load before the run counts.
-  await load.afterResponses(RESPONSES_BETWEEN_STEPS)
+  // The replacements, too, must have served under load before the run counts, and the run must
+  // be long enough to count.
+  await load.afterResponses(Math.max(RESPONSES_BETWEEN_STEPS, LOAD.minimumRequests - load.responses))
   load.stop()
   const result = await load.finished
   const lbStats = await lb.backendStats()
