@@ -21,7 +21,8 @@ export class StartupGate {
   readonly #options: StartupGateOptions
   #pending = 0
   #failed = false
-  #opened = false
+  /** onOpen() was called: it is called once, however often the gate empties before listen(). */
+  #announced = false
 
   constructor (options: StartupGateOptions) {
     this.#options = options
@@ -43,8 +44,8 @@ export class StartupGate {
 
   #settle (): void {
     this.#pending--
-    if (this.starting || this.#opened || this.#options.signal.aborted) return
-    this.#opened = true
+    if (this.starting || this.#announced || this.#options.signal.aborted) return
+    this.#announced = true
     this.#options.onOpen()
   }
 
