@@ -5,22 +5,13 @@ import t, { type Test } from 'tap'
 import http from 'node:http'
 import https from 'node:https'
 import http2 from 'node:http2'
-import net from 'node:net'
+import type net from 'node:net'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { hasMessage, isIncomingRequest, requestFor, startApp, type AppProcess, type Teardown } from './helpers/app-process.js'
-import { failure, openConnections, parseResponses, request } from './helpers/http.js'
+import { hasMessage, isIncomingRequest, requestFor, startApp, type AppProcess } from './helpers/app-process.js'
+import { connect, failure, openConnections, parseResponses, request } from './helpers/http.js'
 
 const CA = readFileSync(new URL('fixtures/tls/cert.pem', import.meta.url))
-/** A raw TCP connection that the test closes if it is still open. */
-async function connect (t: Teardown, port: number, host = '127.0.0.1'): Promise<net.Socket> {
-  const socket = net.connect(port, host)
-  t.teardown(() => socket.destroy())
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  return socket
-}
-
 /** Everything the server sends on a socket until it closes it. */
 function readUntilClosed (socket: net.Socket): Promise<string> {
   const chunks: Buffer[] = []
