@@ -49,6 +49,12 @@ export interface ConnectionsOptions {
   isProbe (request: RawRequest): boolean
 }
 
+/** What closeIdle() did: how many connections it closed, and when their FINs have left. */
+export interface ClosingIdle {
+  closed: number
+  finSent: Promise<void>
+}
+
 /** New connections that brought traffic since noteArrivals(): how many, and when the last came (performance.now()). */
 export interface Arrivals {
   count: number
@@ -60,6 +66,9 @@ export interface Arrivals {
  * them carry a request. The shutdown works through it: responses retire their connection
  * (Connection: close, HTTP/2 GOAWAY), the listeners stop accepting, and once nothing is in
  * flight what carries no request (idle keep-alive, silent, half-sent, mid-handshake) is closed.
+ * A connection is closed the way RFC 9112 (9.6) asks, so that what the client sent last never
+ * turns into a reset that could erase the answers before it: a FIN once its last response is
+ * written, then whatever still arrives is read and dropped until the client closes its side.
  */
 export class Connections {
   readonly #open = new Set<Connection>()
@@ -72,6 +81,7 @@ export class Connections {
   #retiring = false
   #accepting = true
   #arrivals: Arrivals | undefined = undefined
+  #whenAllClosed: Array<() => void> = []
 
   constructor ({ onRequestEnd, sseFinalEvent, webSocketServer, isProbe }: ConnectionsOptions) {
     this.#onRequestEnd = onRequestEnd
@@ -154,19 +164,29 @@ export class Connections {
     for (const connection of this.#open) connection.session?.close()
   }
 
-  /** Closes every connection that carries no request; HTTP/2 sessions close once their last stream ends. Returns how many. */
-  closeIdle (): number {
-    let closed = 0
+  /**
+   * Closes every connection that carries no request with a FIN (closing with bytes unread would
+   * reset it): what arrives after it is read and dropped until the client closes its side.
+   * HTTP/2 sessions close once their last stream ends. Says how many it closed, and when their
+   * FINs have left (Node sends a FIN on the loop's next turn).
+   */
+  closeIdle (): ClosingIdle {
+    const finishing: Array<Promise<void>> = []
     for (const connection of this.#open) {
       if (connection.session !== undefined) {
         connection.session.close()
       } else if (connection.responses.length === 0 && !(connection.http ?? connection.socket).writableEnded) {
         // A connection whose last response said Connection: close is ending by itself.
-        connection.socket.destroy()
-        closed++
+        finishing.push(new Promise(resolve => this.#close(connection, resolve)))
       }
     }
-    return closed
+    return { closed: finishing.length, finSent: Promise.all(finishing).then(() => {}) }
+  }
+
+  /** Resolves once every connection is closed: each client has closed its side. */
+  allClosed (): Promise<void> {
+    if (this.#open.size === 0) return Promise.resolve()
+    return new Promise(resolve => { this.#whenAllClosed.push(resolve) })
   }
 
   /**
@@ -195,12 +215,14 @@ export class Connections {
     return closeWebSockets(this.#webSocketServer())
   }
 
-  /** Destroys every connection: the drain ran out of time. */
-  destroyAll (): void {
+  /** Destroys every connection still open: the drain ran out of time, or a client kept its side open. Returns how many. */
+  destroyAll (): number {
+    const destroyed = this.#open.size
     for (const connection of this.#open) {
       connection.session?.destroy()
       connection.socket.destroy()
     }
+    return destroyed
   }
 
   #accept (socket: Tagged<net.Socket>): void {
@@ -212,6 +234,7 @@ export class Connections {
       this.#open.delete(connection)
       // Node emits no 'close' for a pipelined response still queued behind another: end it here.
       for (const response of connection.responses.splice(0)) this.#onRequestEnd(response)
+      if (this.#open.size === 0) for (const resolve of this.#whenAllClosed.splice(0)) resolve()
     })
   }
 
@@ -251,7 +274,19 @@ export class Connections {
     if (!response.headersSent && response.shouldKeepAlive) {
       response.shouldKeepAlive = false
       connection.closing = response
+      // Node ends a connection after a Connection: close response with destroySoon(): a FIN,
+      // then a destroy as soon as it is written, which resets the connection if the client has
+      // sent anything more. Closed our way instead.
+      connection.http!.destroySoon = () => this.#close(connection)
     }
+  }
+
+  /**
+   * A FIN once what was written is sent (then `finished`, also called if the socket is destroyed
+   * first); the socket closes when the client closes its side.
+   */
+  #close (connection: Connection, finished?: () => void): void {
+    ;(connection.http ?? connection.socket).end(finished)
   }
 }
 

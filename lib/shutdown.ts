@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { Arrivals } from './connections.js'
+import type { Arrivals, ClosingIdle } from './connections.js'
 import type { RoutingWatch } from './options.js'
 import type { InFlightTracker } from './tracker.js'
 
@@ -43,14 +43,16 @@ export interface ConnectionControl {
   retire (): void
   /** No new connection is accepted; requests on open ones are still served. */
   stopAccepting (): void
-  /** Closes every connection that carries no request; returns how many. */
-  closeIdle (): number
+  /** Closes every connection that carries no request: how many, and when their FINs have left. */
+  closeIdle (): ClosingIdle
+  /** Resolves once every connection is closed. */
+  allClosed (): Promise<void>
   /** Ends every Server-Sent Events stream in flight with its final event; returns how many. */
   endEventStreams (): number
   /** Sends every open WebSocket 1001 Going Away; one promise per socket, settled once it closed. */
   closeWebSockets (): Array<Promise<unknown>>
-  /** Destroys every connection still open. */
-  destroyAll (): void
+  /** Destroys every connection still open; returns how many. */
+  destroyAll (): number
 }
 
 /**
@@ -159,8 +161,18 @@ export class ShutdownSequence {
 
     let closeBudgetMs = budget.closeMs
     if (drained) {
-      const closedIdleConnections = this.#options.connections.closeIdle()
-      log.info({ elapsedMs: elapsedMs(), closedIdleConnections }, 'drained: no request or tracked task in flight')
+      // Each client closes its side once it reads the FIN; that handshake takes its time from
+      // fastify.close()'s, which would otherwise destroy the connections with what they still bring.
+      const closingStartedAt = performance.now()
+      const closing = this.#timer(Math.floor(budget.closeMs / 2))
+      const idle = this.#options.connections.closeIdle()
+      await Promise.race([idle.finSent, closing.elapsed])
+      log.info({ elapsedMs: elapsedMs(), closedIdleConnections: idle.closed }, 'drained: no request or tracked task in flight')
+      await Promise.race([this.#options.connections.allClosed(), closing.elapsed])
+      closing.cancel()
+      closeBudgetMs -= Math.round(performance.now() - closingStartedAt)
+      const keptOpen = this.#options.connections.destroyAll()
+      if (keptOpen > 0) log.info({ elapsedMs: elapsedMs(), keptOpen }, 'destroyed the connections whose clients kept their side open')
     } else {
       const pending = tracker.pending()
       log.error({ elapsedMs: elapsedMs(), activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks },
