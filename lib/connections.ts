@@ -22,8 +22,8 @@ class Connection {
   session: Http2Session | undefined = undefined
   /** What HTTP/1 runs over: the socket itself, or the TLS socket on it. */
   http: net.Socket | undefined = undefined
-  /** The response we made the connection's last (Connection: close), undone if another follows. */
-  closing: ServerResponse | undefined = undefined
+  /** Its last response is chosen, or it was ended idle: a request read from now on is never run. */
+  ending = false
   /** Accepted while arrivals are noted, and its first request not seen yet. */
   arrived = false
   constructor (readonly socket: net.Socket) {}
@@ -101,8 +101,16 @@ export class Connections {
     // First: Node's own listener starts an HTTP/2 session at once, and it must find its connection.
     events.prependListener('connection', (socket: net.Socket) => this.#accept(socket))
     events.on('session', (session: Http2Session) => this.#startSession(session))
-    // First, so the connection knows the request before any hook of the app can answer it.
-    events.prependListener('request', (request: RawRequest, response: RawResponse) => this.follow(request, response))
+    // Node's parser reads every request a client pipelines and emits each, and a listener cannot
+    // stop the others: so requests are taken here, before the app sees them. One read after its
+    // connection's last response was chosen is held back for good (its answer could never be
+    // sent), and the others are followed before any hook of the app can answer them.
+    const emit = server.emit
+    const connections = this
+    server.emit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'request' && !connections.#receive(args[0] as RawRequest, args[1] as RawResponse)) return false
+      return Reflect.apply(emit, this, [event, ...args])
+    }
     // Without a listener Node sends 100 Continue before the app sees the request: a request
     // about to be refused would be invited to upload its body. continueIfAwaited() sends it.
     if (events.listenerCount('checkContinue') === 0) {
@@ -143,7 +151,11 @@ export class Connections {
     return this.#arrivals
   }
 
-  /** From now on the last response of each connection closes it (HTTP/1.1 Connection: close). */
+  /**
+   * From now on each HTTP/1.1 connection closes after the newest request it has read
+   * (Connection: close): what the client pipelines after that is never run, so a client that
+   * always has a request on the way cannot keep its connection open.
+   */
   retire (): void {
     this.#retiring = true
     for (const connection of this.#open) {
@@ -238,6 +250,18 @@ export class Connections {
     })
   }
 
+  /** A request the server read: followed, or held back for good if its connection is ending. */
+  #receive (request: RawRequest, response: RawResponse): boolean {
+    const connection = request.httpVersionMajor === 2 ? undefined : connectionOf(request.socket as net.Socket)
+    if (connection?.ending === true) {
+      // Its body is read and dropped too, so that the socket is read to its end, never reset.
+      request.resume()
+      return false
+    }
+    this.follow(request, response)
+    return true
+  }
+
   #noteArrival (request: RawRequest): void {
     const connection = connectionOf(request.socket as net.Socket)
     if (connection?.arrived !== true) return
@@ -258,27 +282,23 @@ export class Connections {
     if (connection != null) {
       const index = connection.responses.indexOf(response as ServerResponse)
       if (index !== -1) connection.responses.splice(index, 1)
-      if (connection.closing === response) connection.closing = undefined
     }
     this.#onRequestEnd(response)
   }
 
   /**
-   * Only the newest response on a connection may say Connection: close: Node ends the socket
-   * after it, and a pipelined response queued behind it would never be sent.
+   * Makes the connection's newest response its last (Connection: close). One already under way
+   * (pipelined responses go out in order, so all before it are too) leaves the connection open
+   * for one more request, which will be the last.
    */
   #makeLast (connection: Connection, response: ServerResponse): void {
-    const previous = connection.closing
-    if (previous !== undefined && !previous.headersSent) previous.shouldKeepAlive = true
-    connection.closing = undefined
-    if (!response.headersSent && response.shouldKeepAlive) {
-      response.shouldKeepAlive = false
-      connection.closing = response
-      // Node ends a connection after a Connection: close response with destroySoon(): a FIN,
-      // then a destroy as soon as it is written, which resets the connection if the client has
-      // sent anything more. Closed our way instead.
-      connection.http!.destroySoon = () => this.#close(connection)
-    }
+    if (connection.ending || response.headersSent) return
+    response.shouldKeepAlive = false
+    connection.ending = true
+    // Node ends a connection after a Connection: close response with destroySoon(): a FIN, then
+    // a destroy as soon as it is written, which resets the connection if the client has sent
+    // anything more. Closed our way instead.
+    connection.http!.destroySoon = () => this.#close(connection)
   }
 
   /**
@@ -286,6 +306,7 @@ export class Connections {
    * first); the socket closes when the client closes its side.
    */
   #close (connection: Connection, finished?: () => void): void {
+    connection.ending = true
     ;(connection.http ?? connection.socket).end(finished)
   }
 }
