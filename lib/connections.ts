@@ -177,6 +177,16 @@ export class Connections {
   }
 
   /**
+   * Resolves once the event loop has polled every socket again, so whatever had arrived has been
+   * read and its requests have started: a loop that lags can leave a request written long ago
+   * unread while the last response goes out.
+   */
+  readArrived (): Promise<void> {
+    // The first turn may still be in the poll that is running now; the second follows a new one.
+    return new Promise(resolve => setImmediate(() => setImmediate(resolve)))
+  }
+
+  /**
    * Closes every connection that carries no request with a FIN (closing with bytes unread would
    * reset it): what arrives after it is read and dropped until the client closes its side.
    * HTTP/2 sessions close once their last stream ends. Says how many it closed, and when their

@@ -23,7 +23,7 @@ export interface Logger {
 
 export interface ShutdownOptions {
   /** What the sequence reads of the tracker: it waits on it and reports it, never changes it. */
-  tracker: Pick<InFlightTracker, 'activeRequests' | 'pendingTasks' | 'pending' | 'whenIdle'>
+  tracker: Pick<InFlightTracker, 'activeRequests' | 'pendingTasks' | 'pending' | 'whenIdle' | 'idle'>
   gracePeriod: number
   /** Fixed, or until the traffic shows that routing has stopped. */
   readinessDelay: number | Required<RoutingWatch>
@@ -43,6 +43,8 @@ export interface ConnectionControl {
   retire (): void
   /** No new connection is accepted; requests on open ones are still served. */
   stopAccepting (): void
+  /** Resolves once what had arrived on the connections has been read (its requests have started). */
+  readArrived (): Promise<void>
   /** Closes every connection that carries no request: how many, and when their FINs have left. */
   closeIdle (): ClosingIdle
   /** Resolves once every connection is closed. */
@@ -226,8 +228,20 @@ export class ShutdownSequence {
       const routing = await this.#untilRoutingStops(delay, startedAt)
       this.#stopAccepting(elapsedMs, { routing, newConnections: delay.arrivals.count })
     }
-    await this.#options.tracker.whenIdle()
+    await this.#idle()
     return true
+  }
+
+  /**
+   * Until nothing is in flight, and still nothing once the event loop has read what had arrived
+   * by then: a request can wait unread in the kernel while the last response goes out.
+   */
+  async #idle (): Promise<void> {
+    const { tracker, connections } = this.#options
+    do {
+      await tracker.whenIdle()
+      await connections.readArrived()
+    } while (!tracker.idle)
   }
 
   /**

@@ -3,14 +3,23 @@
 // kernel accepted that the app had not. Raw sockets, so the moment of each write is the test's,
 // and under a CPU hog, so the app's event loop lags as on a busy replica.
 import t from 'tap'
-import { hasMessage, isIncomingRequest, startApp, type AppProcess } from './helpers/app-process.js'
+import { hasMessage, isIncomingRequest, requestFor, startApp, type AppProcess } from './helpers/app-process.js'
 import { startCpuHog } from './helpers/cpu-hog.js'
-import { get, rawClient } from './helpers/http.js'
+import { get, rawClient, request, type Ending, type RawClient } from './helpers/http.js'
 
 /** The URLs of the requests the app ran, in the order it received them (among its first `lines` log lines). */
 const requestsRun = (app: AppProcess, prefix: string, lines = app.logs.length): string[] => app.logs.slice(0, lines)
   .filter(line => isIncomingRequest(line) && ((line.req as { url: string }).url.startsWith(prefix)))
   .map(line => (line.req as { url: string }).url)
+
+/** One keep-alive request on a new raw connection, answered: the connection is now idle and known to the app. */
+async function idleKeepAlive (t: Parameters<typeof rawClient>[0], port: number): Promise<RawClient> {
+  const client = await rawClient(t, port)
+  client.socket.write(get('/slow?ms=1'))
+  const first = await client.response(1)
+  if (first.headers.connection !== 'keep-alive') throw new Error(`expected a keep-alive response, got ${JSON.stringify(first.headers)}`)
+  return client
+}
 
 t.test('a client that always keeps a request pipelined: its connection closes within a bounded number of responses', async t => {
   startCpuHog(t)
@@ -48,4 +57,41 @@ t.test('a client that always keeps a request pipelined: its connection closes wi
   const exit = await app.exited
   t.equal(exit.code, 0, 'exit 0: the drain did not wait for the deadline')
   t.notOk(app.logs.some(hasMessage(/cut request/)), 'nothing was cut')
+})
+
+t.test('requests that arrive while the last response is computed are read and answered, not reset', async t => {
+  startCpuHog(t)
+  const app = await startApp(t, { options: { gracePeriod: 10_000, readinessDelay: 300 } })
+  const computing = await idleKeepAlive(t, app.port)
+  const keptAlive = await idleKeepAlive(t, app.port)
+  app.kill('SIGTERM')
+  await app.waitForLog(hasMessage(/shutdown started/))
+  // Accepted during readinessDelay, their requests not written yet; a request on a new connection
+  // answered after them shows that the app has accepted them.
+  const fresh = await rawClient(t, app.port)
+  const silent = await rawClient(t, app.port)
+  t.equal((await request(app.port, '/health')).status, 200)
+
+  // The last request in flight keeps the event loop busy past the end of readinessDelay: these
+  // requests wait in the kernel, unread, when it is answered and the drain can end.
+  computing.socket.write(get('/cpu?ms=1000'))
+  await app.waitForLog(requestFor('/cpu?ms=1000'))
+  keptAlive.socket.write(get('/slow?ms=1&on=kept-alive'))
+  fresh.socket.write(get('/slow?ms=1&on=fresh'))
+
+  const [computed, keptAliveEnding, freshEnding, silentEnding] = await Promise.all([computing, keptAlive, fresh, silent].map(client => client.closed)) as [Ending, Ending, Ending, Ending]
+  const outcome = (client: RawClient, ending: Ending): string =>
+    `${client.responses.map(response => `${response.status} ${response.headers.connection}`).join(', ') || 'no response'}; ` +
+    `${ending.fin ? 'FIN' : 'no FIN'}${ending.error === undefined ? '' : `, ${ending.error}`}`
+  t.comment(`unread at the last response: kept-alive: ${outcome(keptAlive, keptAliveEnding)}; fresh: ${outcome(fresh, freshEnding)}; ` +
+    `silent: ${outcome(silent, silentEnding)}`)
+  t.match(computing.responses.at(-1), { status: 200, headers: { connection: 'close' } }, 'the request in flight is answered')
+  t.same(computed, { fin: true, error: undefined })
+  for (const [name, client, ending] of [['kept-alive', keptAlive, keptAliveEnding], ['fresh', fresh, freshEnding]] as const) {
+    t.match(client.responses.at(-1), { status: 200, headers: { connection: 'close' } }, `${name}: its request is answered, with Connection: close`)
+    t.same(ending, { fin: true, error: undefined }, `${name}: then a FIN, no reset`)
+  }
+  t.same(silent.responses, [])
+  t.same(silentEnding, { fin: true, error: undefined }, 'a connection that sent nothing ends with a FIN')
+  t.equal((await app.exited).code, 0)
 })

@@ -23,6 +23,7 @@ function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
       noteArrivals: () => { events.push('note arrivals'); return arrivals },
       retire: () => { events.push('retire') },
       stopAccepting: () => { events.push('stop accepting') },
+      readArrived: async () => { events.push('read arrived') },
       closeIdle: () => { events.push('close idle'); return { closed: 2, finSent: Promise.resolve() } },
       allClosed: async () => { events.push('all closed') },
       endEventStreams: () => { events.push('end event streams'); return 1 },
@@ -46,12 +47,12 @@ t.test('the budget keeps a reserve for close and exit', async t => {
   }
 })
 
-t.test('nothing in flight: retire, stop accepting, close idle connections, wait for them, close, in that order', async t => {
+t.test('nothing in flight: retire, stop accepting, read what arrived, close idle connections, wait for them, close, in that order', async t => {
   const { options, events, logs } = fakeOptions()
   const sequence = new ShutdownSequence(options)
   const outcome = await sequence.start('test')
   t.match(outcome, { reason: 'test', drained: true, closed: true })
-  t.same(events.filter(event => !event.startsWith('log:')), ['retire', 'stop accepting', 'close idle', 'all closed', 'destroy all', 'close'])
+  t.same(events.filter(event => !event.startsWith('log:')), ['retire', 'stop accepting', 'read arrived', 'close idle', 'all closed', 'destroy all', 'close'])
   t.equal(sequence.state, 'closed')
   t.equal(sequence.accepting, false)
   t.match(logs.find(line => /^drained/.test(line.msg)), { fields: { closedIdleConnections: 2 } })
@@ -73,6 +74,23 @@ t.test('waits for the readiness delay before refusing, then for the last request
   t.notOk(events.includes('close'), 'not closed while a request is in flight')
   tracker.end(request)
   t.match(await done, { drained: true, closed: true })
+})
+
+t.test('a request read in the last turn of the event loop is waited for before any connection is closed', async t => {
+  const { options, tracker, events } = fakeOptions()
+  let reads = 0
+  options.connections.readArrived = async () => {
+    events.push('read arrived')
+    // The first look finds a request that waited unread in the kernel; it ends a moment later.
+    if (++reads === 1) {
+      const found = tracker.begin({ method: 'GET', url: '/unread', id: '2' })
+      setTimeout(() => { events.push('request ended'); tracker.end(found) }, 20)
+    }
+  }
+  const outcome = await new ShutdownSequence(options).start('SIGTERM')
+  t.match(outcome, { drained: true, closed: true })
+  t.same(events.filter(event => !event.startsWith('log:')),
+    ['retire', 'stop accepting', 'read arrived', 'request ended', 'read arrived', 'close idle', 'all closed', 'destroy all', 'close'])
 })
 
 t.test('connections whose clients keep their side open are destroyed after half the close budget', async t => {
