@@ -10,6 +10,11 @@ export type RawResponse = ServerResponse | Http2ServerResponse
 
 const kConnection = Symbol('fastify-graceful-termination.connection')
 const kAwaitingContinue = Symbol('fastify-graceful-termination.awaitingContinue')
+/**
+ * How long the listeners may wait for a turn of the event loop that accepts nothing. Connections
+ * still arriving in every turn after that are a flood no draining of the queue keeps up with.
+ */
+const LISTENER_CLOSE_LIMIT_MS = 1000
 
 type Tagged<T> = T & { [kConnection]?: Connection }
 /** A response followed to its end; null: it runs on no connection of ours (HTTP/2, inject). */
@@ -24,6 +29,8 @@ class Connection {
   http: net.Socket | undefined = undefined
   /** Its last response is chosen, or it was ended idle: a request read from now on is never run. */
   ending = false
+  /** Accepted while the listeners were closing: its requests wait until they are closed. */
+  acceptedWhileClosing = false
   /** Accepted while arrivals are noted, and its first request not seen yet. */
   arrived = false
   constructor (readonly socket: net.Socket) {}
@@ -82,6 +89,10 @@ export class Connections {
   #accepting = true
   #arrivals: Arrivals | undefined = undefined
   #whenAllClosed: Array<() => void> = []
+  /** Connections accepted so far, on every server. */
+  #accepted = 0
+  /** While the listeners close: the requests held back until they are closed. */
+  #held: Array<() => void> | undefined = undefined
 
   constructor ({ onRequestEnd, sseFinalEvent, webSocketServer, isProbe }: ConnectionsOptions) {
     this.#onRequestEnd = onRequestEnd
@@ -104,11 +115,12 @@ export class Connections {
     // Node's parser reads every request a client pipelines and emits each, and a listener cannot
     // stop the others: so requests are taken here, before the app sees them. One read after its
     // connection's last response was chosen is held back for good (its answer could never be
-    // sent), and the others are followed before any hook of the app can answer them.
+    // sent), one on a connection accepted while the listeners close waits until they are closed,
+    // and the others are followed before any hook of the app can answer them.
     const emit = server.emit
     const connections = this
     server.emit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === 'request' && !connections.#receive(args[0] as RawRequest, args[1] as RawResponse)) return false
+      if (event === 'request' && !connections.#receive(this, args[0] as RawRequest, args[1] as RawResponse)) return false
       return Reflect.apply(emit, this, [event, ...args])
     }
     // Without a listener Node sends 100 Continue before the app sees the request: a request
@@ -167,13 +179,38 @@ export class Connections {
   /**
    * Closes every listener: a refused connection is what every proxy retries elsewhere for free.
    * HTTP/2 sessions get GOAWAY: their streams finish, and the client opens no new one here.
+   * Resolves once the listeners are closed, with how many connections were accepted meanwhile.
    */
-  stopAccepting (): void {
+  stopAccepting (): Promise<number> {
     this.#accepting = false
-    // net.Server's close, not http.Server's: that one would also cut idle keep-alive connections
-    // a proxy may be reusing at this very moment.
-    for (const server of this.#servers) if (server.listening) net.Server.prototype.close.call(server)
     for (const connection of this.#open) connection.session?.close()
+    // Closing a listener resets the connections the kernel has completed and the app not yet
+    // accepted, whose clients have usually sent their request. The event loop accepts one per
+    // listener per turn (libuv), so the listeners close in the check phase of the first turn
+    // whose poll accepted nothing, and what was accepted until then is served, once they are
+    // closed: answered sooner, its client would come back with a new connection, and clients
+    // that always do would keep the queue from ever emptying.
+    const held: Array<() => void> = this.#held = []
+    const startedAt = performance.now()
+    const acceptedBefore = this.#accepted
+    return new Promise(resolve => {
+      // Counted from one check phase to the next, so that a whole poll lies between.
+      let seen = -1
+      const closeOnceNothingPending = (): void => {
+        if (this.#accepted !== seen && performance.now() - startedAt < LISTENER_CLOSE_LIMIT_MS) {
+          seen = this.#accepted
+          setImmediate(closeOnceNothingPending)
+          return
+        }
+        // net.Server's close, not http.Server's: that one would also cut idle keep-alive
+        // connections a proxy may be reusing at this very moment.
+        for (const server of this.#servers) if (server.listening) net.Server.prototype.close.call(server)
+        this.#held = undefined
+        for (const release of held) release()
+        resolve(this.#accepted - acceptedBefore)
+      }
+      setImmediate(closeOnceNothingPending)
+    })
   }
 
   /**
@@ -250,6 +287,8 @@ export class Connections {
   #accept (socket: Tagged<net.Socket>): void {
     const connection = new Connection(socket)
     socket[kConnection] = connection
+    this.#accepted++
+    connection.acceptedWhileClosing = this.#held !== undefined
     connection.arrived = this.#arrivals !== undefined
     this.#open.add(connection)
     socket.once('close', () => {
@@ -260,12 +299,20 @@ export class Connections {
     })
   }
 
-  /** A request the server read: followed, or held back for good if its connection is ending. */
-  #receive (request: RawRequest, response: RawResponse): boolean {
+  /**
+   * A request the server read: followed, held until the listeners are closed if its connection
+   * came while they closed, or held back for good if its connection is ending.
+   */
+  #receive (server: net.Server, request: RawRequest, response: RawResponse): boolean {
     const connection = request.httpVersionMajor === 2 ? undefined : connectionOf(request.socket as net.Socket)
     if (connection?.ending === true) {
       // Its body is read and dropped too, so that the socket is read to its end, never reset.
       request.resume()
+      return false
+    }
+    if (connection?.acceptedWhileClosing === true && this.#held !== undefined) {
+      // A client gone meanwhile has had its request ended with its connection.
+      this.#held.push(() => { if (!connection.socket.destroyed) server.emit('request', request, response) })
       return false
     }
     this.follow(request, response)

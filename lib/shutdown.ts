@@ -41,8 +41,11 @@ export interface ConnectionControl {
   noteArrivals (): Arrivals
   /** Each connection closes after its last response from now on. */
   retire (): void
-  /** No new connection is accepted; requests on open ones are still served. */
-  stopAccepting (): void
+  /**
+   * No new connection is accepted; requests on open ones are still served. Resolves once the
+   * listeners are closed, with how many connections were accepted while they closed.
+   */
+  stopAccepting (): Promise<number>
   /** Resolves once what had arrived on the connections has been read (its requests have started). */
   readArrived (): Promise<void>
   /** Closes every connection that carries no request: how many, and when their FINs have left. */
@@ -100,7 +103,7 @@ export class ShutdownSequence {
 
   get state (): LifecycleState { return this.#state }
 
-  /** False once readinessDelay has passed: the listeners are closed. */
+  /** False once readinessDelay has passed: the listeners are closing or closed. */
   get accepting (): boolean { return this.#accepting }
 
   /** Aborted when draining starts, so long-lived handlers can end cleanly. */
@@ -159,7 +162,7 @@ export class ShutdownSequence {
       drainDeadline.elapsed.then(() => false)
     ])
     drainDeadline.cancel()
-    this.#stopAccepting(elapsedMs)
+    await this.#stopAccepting(elapsedMs)
 
     let closeBudgetMs = budget.closeMs
     if (drained) {
@@ -223,10 +226,10 @@ export class ShutdownSequence {
   async #delayThenDrain (delay: number | RoutingWatchInProgress, startedAt: number, elapsedMs: () => number): Promise<true> {
     if (typeof delay === 'number') {
       if (delay > 0) await this.#timer(delay).elapsed
-      this.#stopAccepting(elapsedMs)
+      await this.#stopAccepting(elapsedMs)
     } else {
       const routing = await this.#untilRoutingStops(delay, startedAt)
-      this.#stopAccepting(elapsedMs, { routing, newConnections: delay.arrivals.count })
+      await this.#stopAccepting(elapsedMs, { routing, newConnections: delay.arrivals.count })
     }
     await this.#idle()
     return true
@@ -259,13 +262,14 @@ export class ShutdownSequence {
     }
   }
 
-  #stopAccepting (elapsedMs: () => number, why: object = {}): void {
+  async #stopAccepting (elapsedMs: () => number, why: object = {}): Promise<void> {
     if (!this.#accepting) return
     this.#accepting = false
-    this.#options.connections.stopAccepting()
+    const acceptedWhileClosing = await this.#options.connections.stopAccepting()
     this.#options.log.info({
       elapsedMs: elapsedMs(),
       ...why,
+      acceptedWhileClosing,
       activeRequests: this.#options.tracker.activeRequests,
       pendingTasks: this.#options.tracker.pendingTasks
     }, 'stopped accepting connections; waiting for in-flight work')

@@ -3,9 +3,14 @@
 // kernel accepted that the app had not. Raw sockets, so the moment of each write is the test's,
 // and under a CPU hog, so the app's event loop lags as on a busy replica.
 import t from 'tap'
+import http from 'node:http'
+import net, { type AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import { Connections } from '../lib/connections.js'
 import { hasMessage, isIncomingRequest, requestFor, startApp, type AppProcess } from './helpers/app-process.js'
+import { startChurn } from './helpers/churn.js'
 import { startCpuHog } from './helpers/cpu-hog.js'
-import { get, rawClient, request, type Ending, type RawClient } from './helpers/http.js'
+import { failure, get, rawClient, request, type Ending, type RawClient } from './helpers/http.js'
 
 /** The URLs of the requests the app ran, in the order it received them (among its first `lines` log lines). */
 const requestsRun = (app: AppProcess, prefix: string, lines = app.logs.length): string[] => app.logs.slice(0, lines)
@@ -94,4 +99,82 @@ t.test('requests that arrive while the last response is computed are read and an
   t.same(silent.responses, [])
   t.same(silentEnding, { fin: true, error: undefined }, 'a connection that sent nothing ends with a FIN')
   t.equal((await app.exited).code, 0)
+})
+
+t.test('connections the kernel completed while the event loop was busy are served when the listener closes, not reset', async t => {
+  startCpuHog(t)
+  const app = await startApp(t, { options: { gracePeriod: 10_000, readinessDelay: 300 } })
+  const computing = await idleKeepAlive(t, app.port)
+  app.kill('SIGTERM')
+  await app.waitForLog(hasMessage(/shutdown started/))
+  // Busy past the end of readinessDelay: the listener is due to close while these connections
+  // wait in its accept queue, their requests sent.
+  computing.socket.write(get('/cpu?ms=1500'))
+  await app.waitForLog(requestFor('/cpu?ms=1500'))
+  const queued = await Promise.all(Array.from({ length: 20 }, () => rawClient(t, app.port)))
+  queued.forEach((client, index) => client.socket.write(get(`/slow?ms=1&queued=${index}`)))
+
+  const endings = await Promise.all(queued.map(client => client.closed))
+  const answered = queued.filter(client => client.responses.at(-1)?.status === 200).length
+  const reset = endings.filter(ending => ending.error !== undefined).length
+  t.comment(`accept queue at the listener's close: ${answered} of ${queued.length} answered, ${reset} reset`)
+  for (const [index, client] of queued.entries()) {
+    t.match(client.responses, [{ status: 200, headers: { connection: 'close' } }], `queued connection ${index}: answered, with Connection: close`)
+    t.same(endings[index], { fin: true, error: undefined }, `queued connection ${index}: then a FIN, no reset`)
+  }
+  t.equal(await failure(request(app.port, '/health')), 'ECONNREFUSED', 'the listener is closed')
+  t.equal((await app.exited).code, 0)
+})
+
+t.test('churn through the shutdown: no request is reset after it was sent, and every answer is one the app counted', async t => {
+  startCpuHog(t)
+  const app = await startApp(t, { options: { gracePeriod: 10_000, readinessDelay: 500 } })
+  const churn = startChurn(t, { port: app.port, perRequest: 200, keepAlive: 50, path: '/slow?ms=20' })
+  await churn.answered(1000)
+  app.kill('SIGTERM')
+  const outcome = await churn.finished
+  const exit = await app.exited
+  const answeredByApp = app.logs.filter(line => line.msg === 'request completed' && (line.res as { statusCode: number }).statusCode === 200).length
+  const stopped = app.logs.find(hasMessage(/stopped accepting/))
+  const drained = app.logs.find(hasMessage(/^drained/))
+  t.comment(`churn: ${JSON.stringify(outcome)}; the app answered ${answeredByApp} with a 200; ` +
+    `stopped accepting at ${stopped?.elapsedMs} ms (${stopped?.acceptedWhileClosing} accepted while closing), drained at ${drained?.elapsedMs} ms; exit code ${exit.code}`)
+  t.equal(outcome.resetAfterSent, 0, 'no request was reset after it was sent')
+  t.equal(outcome.statuses[200], answeredByApp, 'every 200 the clients saw is one the app counted, and the reverse')
+  t.same(Object.keys(outcome.statuses), ['200'], 'nothing but 200s')
+  t.ok(outcome.refused >= 250, 'every client stopped on a refused connection')
+  t.equal(exit.code, 0)
+})
+
+t.test('new connections arriving faster than the event loop accepts them: the listener still closes a second after the decision', async t => {
+  const server = http.createServer((_request, response) => response.end('ok'))
+  const connections = new Connections({ onRequestEnd: () => {}, sseFinalEvent: false, webSocketServer: () => undefined, isProbe: () => false })
+  connections.watch(server)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  const clients: net.Socket[] = []
+  t.teardown(() => {
+    for (const client of clients) client.destroy()
+    server.close()
+  })
+  // A lagging loop (5 ms a turn) that accepts one connection a turn while two more arrive:
+  // its accept queue never empties.
+  let flooding = true
+  const flood = (): void => {
+    const until = performance.now() + 5
+    while (performance.now() < until);
+    for (let index = 0; index < 2; index++) clients.push(net.connect(port, '127.0.0.1').on('error', () => {}))
+    if (flooding) setImmediate(flood)
+  }
+  flood()
+  await once(server, 'connection')
+  const startedAt = performance.now()
+  const accepted = await connections.stopAccepting()
+  flooding = false
+  const elapsedMs = performance.now() - startedAt
+  t.comment(`flood: the listener closed after ${elapsedMs.toFixed(0)} ms, ${accepted} connections accepted meanwhile`)
+  t.equal(server.listening, false, 'the listener is closed')
+  t.ok(elapsedMs >= 1000 && elapsedMs < 1500, `a second after the decision (${elapsedMs.toFixed(0)} ms)`)
+  t.ok(accepted > 50, `accepting one a turn until then (${accepted})`)
 })

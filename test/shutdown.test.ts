@@ -22,7 +22,7 @@ function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
     connections: {
       noteArrivals: () => { events.push('note arrivals'); return arrivals },
       retire: () => { events.push('retire') },
-      stopAccepting: () => { events.push('stop accepting') },
+      stopAccepting: async () => { events.push('stop accepting'); return 0 },
       readArrived: async () => { events.push('read arrived') },
       closeIdle: () => { events.push('close idle'); return { closed: 2, finSent: Promise.resolve() } },
       allClosed: async () => { events.push('all closed') },
@@ -56,6 +56,7 @@ t.test('nothing in flight: retire, stop accepting, read what arrived, close idle
   t.equal(sequence.state, 'closed')
   t.equal(sequence.accepting, false)
   t.match(logs.find(line => /^drained/.test(line.msg)), { fields: { closedIdleConnections: 2 } })
+  t.match(logs.find(line => /^stopped accepting/.test(line.msg)), { fields: { acceptedWhileClosing: 0 } })
   t.notOk(logs.some(line => /kept their side open/.test(line.msg)), 'every client closed its side')
 })
 
