@@ -1,5 +1,8 @@
 // What every benchmark shares: the servers under test, run as child processes, and the shape
 // of a figure for the README.
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { fixturePath, startNodeApp, type AppProcess, type Teardown } from '../test/helpers/app-process.js'
 import { request } from '../test/helpers/http.js'
 
@@ -32,12 +35,34 @@ export interface Service {
   /** The plugin's options, with graceful. */
   options?: object
   nodeArgs?: string[]
+  /** Requests logged ('incoming request'), for a benchmark that waits for one. */
+  logRequests?: boolean
+  /** The service file: this tree's, or an earlier version's (serviceAt). */
+  service?: string
 }
 
-export function startService ({ graceful, options = {}, nodeArgs = [] }: Service): Promise<AppProcess> {
+export function startService ({ graceful, options = {}, nodeArgs = [], logRequests = false, service = fixturePath('service.ts') }: Service): Promise<AppProcess> {
   return startNodeApp(servers,
-    [...nodeArgs, '--import', 'tsx', fixturePath('service.ts')],
-    { GRACEFUL: graceful ? '1' : '0', PLUGIN_OPTIONS: JSON.stringify(options) })
+    [...nodeArgs, '--import', 'tsx', service],
+    { GRACEFUL: graceful ? '1' : '0', PLUGIN_OPTIONS: JSON.stringify(options), LOG_REQUESTS: logRequests ? '1' : '0' })
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/**
+ * The service fixture with the plugin as it was at a commit, to measure a change side by side
+ * with what it changed: that commit's lib/ and fixture, extracted under .bench/ in this
+ * repository, where the packages resolve. Returns the service file's path.
+ */
+export function serviceAt (ref: string): string {
+  const commit = execFileSync('git', ['rev-parse', '--short', `${ref}^{commit}`], { cwd: ROOT, encoding: 'utf8' }).trim()
+  const dir = `${ROOT}.bench/${commit}`
+  const service = `${dir}/test/fixtures/service.ts`
+  if (!existsSync(service)) {
+    mkdirSync(dir, { recursive: true })
+    execFileSync('sh', ['-c', `git archive ${commit} lib test/fixtures/service.ts | tar -x -C "${dir}"`], { cwd: ROOT })
+  }
+  return service
 }
 
 export interface Usage { cpuMicros: number, rss: number, heapUsed: number }

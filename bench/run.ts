@@ -6,6 +6,7 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { stopServers, type Figure } from './common.js'
 import { exitLatency } from './exit-latency.js'
+import { keepAliveRace } from './keepalive-race.js'
 import { keepAliveShutdown } from './keepalive-shutdown.js'
 import { kubeProxyRollingUpdate } from './kube-proxy.js'
 import { memory } from './memory.js'
@@ -17,6 +18,7 @@ const BENCHMARKS: Record<string, () => Promise<Figure[]>> = {
   'limit-overhead': limitOverhead,
   'exit-latency': exitLatency,
   'keepalive-shutdown': keepAliveShutdown,
+  'keepalive-race': keepAliveRace,
   memory,
   nginx: nginxRollingRestart,
   'kube-proxy': kubeProxyRollingUpdate

@@ -10,6 +10,11 @@ export type RawResponse = ServerResponse | Http2ServerResponse
 
 const kConnection = Symbol('fastify-graceful-termination.connection')
 const kAwaitingContinue = Symbol('fastify-graceful-termination.awaitingContinue')
+/**
+ * How long the listeners may wait for a turn of the event loop that accepts nothing. Connections
+ * still arriving in every turn after that are a flood no draining of the queue keeps up with.
+ */
+const LISTENER_CLOSE_LIMIT_MS = 1000
 
 type Tagged<T> = T & { [kConnection]?: Connection }
 /** A response followed to its end; null: it runs on no connection of ours (HTTP/2, inject). */
@@ -22,8 +27,10 @@ class Connection {
   session: Http2Session | undefined = undefined
   /** What HTTP/1 runs over: the socket itself, or the TLS socket on it. */
   http: net.Socket | undefined = undefined
-  /** The response we made the connection's last (Connection: close), undone if another follows. */
-  closing: ServerResponse | undefined = undefined
+  /** Its last response is chosen, or it was ended idle: a request read from now on is never run. */
+  ending = false
+  /** Accepted while the listeners were closing: its requests wait until they are closed. */
+  acceptedWhileClosing = false
   /** Accepted while arrivals are noted, and its first request not seen yet. */
   arrived = false
   constructor (readonly socket: net.Socket) {}
@@ -49,6 +56,12 @@ export interface ConnectionsOptions {
   isProbe (request: RawRequest): boolean
 }
 
+/** What closeIdle() did: how many connections it closed, and when their FINs have left. */
+export interface ClosingIdle {
+  closed: number
+  finSent: Promise<void>
+}
+
 /** New connections that brought traffic since noteArrivals(): how many, and when the last came (performance.now()). */
 export interface Arrivals {
   count: number
@@ -60,6 +73,9 @@ export interface Arrivals {
  * them carry a request. The shutdown works through it: responses retire their connection
  * (Connection: close, HTTP/2 GOAWAY), the listeners stop accepting, and once nothing is in
  * flight what carries no request (idle keep-alive, silent, half-sent, mid-handshake) is closed.
+ * A connection is closed the way RFC 9112 (9.6) asks, so that what the client sent last never
+ * turns into a reset that could erase the answers before it: a FIN once its last response is
+ * written, then whatever still arrives is read and dropped until the client closes its side.
  */
 export class Connections {
   readonly #open = new Set<Connection>()
@@ -72,6 +88,11 @@ export class Connections {
   #retiring = false
   #accepting = true
   #arrivals: Arrivals | undefined = undefined
+  #whenAllClosed: Array<() => void> = []
+  /** Connections accepted so far, on every server. */
+  #accepted = 0
+  /** While the listeners close: the requests held back until they are closed. */
+  #held: Array<() => void> | undefined = undefined
 
   constructor ({ onRequestEnd, sseFinalEvent, webSocketServer, isProbe }: ConnectionsOptions) {
     this.#onRequestEnd = onRequestEnd
@@ -91,8 +112,17 @@ export class Connections {
     // First: Node's own listener starts an HTTP/2 session at once, and it must find its connection.
     events.prependListener('connection', (socket: net.Socket) => this.#accept(socket))
     events.on('session', (session: Http2Session) => this.#startSession(session))
-    // First, so the connection knows the request before any hook of the app can answer it.
-    events.prependListener('request', (request: RawRequest, response: RawResponse) => this.follow(request, response))
+    // Node's parser reads every request a client pipelines and emits each, and a listener cannot
+    // stop the others: so requests are taken here, before the app sees them. One read after its
+    // connection's last response was chosen is held back for good (its answer could never be
+    // sent), one on a connection accepted while the listeners close waits until they are closed,
+    // and the others are followed before any hook of the app can answer them.
+    const emit = server.emit
+    const connections = this
+    server.emit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'request' && !connections.#receive(this, args[0] as RawRequest, args[1] as RawResponse)) return false
+      return Reflect.apply(emit, this, [event, ...args])
+    }
     // Without a listener Node sends 100 Continue before the app sees the request: a request
     // about to be refused would be invited to upload its body. continueIfAwaited() sends it.
     if (events.listenerCount('checkContinue') === 0) {
@@ -133,7 +163,11 @@ export class Connections {
     return this.#arrivals
   }
 
-  /** From now on the last response of each connection closes it (HTTP/1.1 Connection: close). */
+  /**
+   * From now on each HTTP/1.1 connection closes after the newest request it has read
+   * (Connection: close): what the client pipelines after that is never run, so a client that
+   * always has a request on the way cannot keep its connection open.
+   */
   retire (): void {
     this.#retiring = true
     for (const connection of this.#open) {
@@ -145,28 +179,73 @@ export class Connections {
   /**
    * Closes every listener: a refused connection is what every proxy retries elsewhere for free.
    * HTTP/2 sessions get GOAWAY: their streams finish, and the client opens no new one here.
+   * Resolves once the listeners are closed, with how many connections were accepted meanwhile.
    */
-  stopAccepting (): void {
+  stopAccepting (): Promise<number> {
     this.#accepting = false
-    // net.Server's close, not http.Server's: that one would also cut idle keep-alive connections
-    // a proxy may be reusing at this very moment.
-    for (const server of this.#servers) if (server.listening) net.Server.prototype.close.call(server)
     for (const connection of this.#open) connection.session?.close()
+    // Closing a listener resets the connections the kernel has completed and the app not yet
+    // accepted, whose clients have usually sent their request. The event loop accepts one per
+    // listener per turn (libuv), so the listeners close in the check phase of the first turn
+    // whose poll accepted nothing, and what was accepted until then is served, once they are
+    // closed: answered sooner, its client would come back with a new connection, and clients
+    // that always do would keep the queue from ever emptying.
+    const held: Array<() => void> = this.#held = []
+    const startedAt = performance.now()
+    const acceptedBefore = this.#accepted
+    return new Promise(resolve => {
+      // Counted from one check phase to the next, so that a whole poll lies between.
+      let seen = -1
+      const closeOnceNothingPending = (): void => {
+        if (this.#accepted !== seen && performance.now() - startedAt < LISTENER_CLOSE_LIMIT_MS) {
+          seen = this.#accepted
+          setImmediate(closeOnceNothingPending)
+          return
+        }
+        // net.Server's close, not http.Server's: that one would also cut idle keep-alive
+        // connections a proxy may be reusing at this very moment.
+        for (const server of this.#servers) if (server.listening) net.Server.prototype.close.call(server)
+        this.#held = undefined
+        for (const release of held) release()
+        resolve(this.#accepted - acceptedBefore)
+      }
+      setImmediate(closeOnceNothingPending)
+    })
   }
 
-  /** Closes every connection that carries no request; HTTP/2 sessions close once their last stream ends. Returns how many. */
-  closeIdle (): number {
-    let closed = 0
+  /**
+   * Resolves once the event loop has polled every socket again, so whatever had arrived has been
+   * read and its requests have started: a loop that lags can leave a request written long ago
+   * unread while the last response goes out.
+   */
+  readArrived (): Promise<void> {
+    // The first turn may still be in the poll that is running now; the second follows a new one.
+    return new Promise(resolve => setImmediate(() => setImmediate(resolve)))
+  }
+
+  /**
+   * Closes every connection that carries no request with a FIN (closing with bytes unread would
+   * reset it): what arrives after it is read and dropped until the client closes its side.
+   * HTTP/2 sessions close once their last stream ends. Says how many it closed, and when their
+   * FINs have left (Node sends a FIN on the loop's next turn).
+   */
+  closeIdle (): ClosingIdle {
+    const finishing: Array<Promise<void>> = []
     for (const connection of this.#open) {
       if (connection.session !== undefined) {
         connection.session.close()
       } else if (connection.responses.length === 0 && !(connection.http ?? connection.socket).writableEnded) {
         // A connection whose last response said Connection: close is ending by itself.
-        connection.socket.destroy()
-        closed++
+        finishing.push(new Promise(resolve => this.#close(connection, resolve)))
       }
     }
-    return closed
+    return { closed: finishing.length, finSent: Promise.all(finishing).then(() => {}) }
+  }
+
+  /** Resolves once every connection is closed: each client has closed its side. */
+  allClosed (): Promise<void> {
+    if (this.#open.size === 0) return Promise.resolve()
+    return new Promise(resolve => { this.#whenAllClosed.push(resolve) })
   }
 
   /**
@@ -195,24 +274,49 @@ export class Connections {
     return closeWebSockets(this.#webSocketServer())
   }
 
-  /** Destroys every connection: the drain ran out of time. */
-  destroyAll (): void {
+  /** Destroys every connection still open: the drain ran out of time, or a client kept its side open. Returns how many. */
+  destroyAll (): number {
+    const destroyed = this.#open.size
     for (const connection of this.#open) {
       connection.session?.destroy()
       connection.socket.destroy()
     }
+    return destroyed
   }
 
   #accept (socket: Tagged<net.Socket>): void {
     const connection = new Connection(socket)
     socket[kConnection] = connection
+    this.#accepted++
+    connection.acceptedWhileClosing = this.#held !== undefined
     connection.arrived = this.#arrivals !== undefined
     this.#open.add(connection)
     socket.once('close', () => {
       this.#open.delete(connection)
       // Node emits no 'close' for a pipelined response still queued behind another: end it here.
       for (const response of connection.responses.splice(0)) this.#onRequestEnd(response)
+      if (this.#open.size === 0) for (const resolve of this.#whenAllClosed.splice(0)) resolve()
     })
+  }
+
+  /**
+   * A request the server read: followed, held until the listeners are closed if its connection
+   * came while they closed, or held back for good if its connection is ending.
+   */
+  #receive (server: net.Server, request: RawRequest, response: RawResponse): boolean {
+    const connection = request.httpVersionMajor === 2 ? undefined : connectionOf(request.socket as net.Socket)
+    if (connection?.ending === true) {
+      // Its body is read and dropped too, so that the socket is read to its end, never reset.
+      request.resume()
+      return false
+    }
+    if (connection?.acceptedWhileClosing === true && this.#held !== undefined) {
+      // A client gone meanwhile has had its request ended with its connection.
+      this.#held.push(() => { if (!connection.socket.destroyed) server.emit('request', request, response) })
+      return false
+    }
+    this.follow(request, response)
+    return true
   }
 
   #noteArrival (request: RawRequest): void {
@@ -235,23 +339,32 @@ export class Connections {
     if (connection != null) {
       const index = connection.responses.indexOf(response as ServerResponse)
       if (index !== -1) connection.responses.splice(index, 1)
-      if (connection.closing === response) connection.closing = undefined
     }
     this.#onRequestEnd(response)
   }
 
   /**
-   * Only the newest response on a connection may say Connection: close: Node ends the socket
-   * after it, and a pipelined response queued behind it would never be sent.
+   * Makes the connection's newest response its last (Connection: close). One already under way
+   * (pipelined responses go out in order, so all before it are too) leaves the connection open
+   * for one more request, which will be the last.
    */
   #makeLast (connection: Connection, response: ServerResponse): void {
-    const previous = connection.closing
-    if (previous !== undefined && !previous.headersSent) previous.shouldKeepAlive = true
-    connection.closing = undefined
-    if (!response.headersSent && response.shouldKeepAlive) {
-      response.shouldKeepAlive = false
-      connection.closing = response
-    }
+    if (connection.ending || response.headersSent) return
+    response.shouldKeepAlive = false
+    connection.ending = true
+    // Node ends a connection after a Connection: close response with destroySoon(): a FIN, then
+    // a destroy as soon as it is written, which resets the connection if the client has sent
+    // anything more. Closed our way instead.
+    connection.http!.destroySoon = () => this.#close(connection)
+  }
+
+  /**
+   * A FIN once what was written is sent (then `finished`, also called if the socket is destroyed
+   * first); the socket closes when the client closes its side.
+   */
+  #close (connection: Connection, finished?: () => void): void {
+    connection.ending = true
+    ;(connection.http ?? connection.socket).end(finished)
   }
 }
 

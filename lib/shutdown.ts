@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { Arrivals } from './connections.js'
+import type { Arrivals, ClosingIdle } from './connections.js'
 import type { RoutingWatch } from './options.js'
 import type { InFlightTracker } from './tracker.js'
 
@@ -23,7 +23,7 @@ export interface Logger {
 
 export interface ShutdownOptions {
   /** What the sequence reads of the tracker: it waits on it and reports it, never changes it. */
-  tracker: Pick<InFlightTracker, 'activeRequests' | 'pendingTasks' | 'pending' | 'whenIdle'>
+  tracker: Pick<InFlightTracker, 'activeRequests' | 'pendingTasks' | 'pending' | 'whenIdle' | 'idle'>
   gracePeriod: number
   /** Fixed, or until the traffic shows that routing has stopped. */
   readinessDelay: number | Required<RoutingWatch>
@@ -43,16 +43,23 @@ export interface ConnectionControl {
   noteArrivals (): Arrivals
   /** Each connection closes after its last response from now on. */
   retire (): void
-  /** No new connection is accepted; requests on open ones are still served. */
-  stopAccepting (): void
-  /** Closes every connection that carries no request; returns how many. */
-  closeIdle (): number
+  /**
+   * No new connection is accepted; requests on open ones are still served. Resolves once the
+   * listeners are closed, with how many connections were accepted while they closed.
+   */
+  stopAccepting (): Promise<number>
+  /** Resolves once what had arrived on the connections has been read (its requests have started). */
+  readArrived (): Promise<void>
+  /** Closes every connection that carries no request: how many, and when their FINs have left. */
+  closeIdle (): ClosingIdle
+  /** Resolves once every connection is closed. */
+  allClosed (): Promise<void>
   /** Ends every Server-Sent Events stream in flight with its final event; returns how many. */
   endEventStreams (): number
   /** Sends every open WebSocket 1001 Going Away; one promise per socket, settled once it closed. */
   closeWebSockets (): Array<Promise<unknown>>
-  /** Destroys every connection still open. */
-  destroyAll (): void
+  /** Destroys every connection still open; returns how many. */
+  destroyAll (): number
 }
 
 /** The longest an exit waits for the last log lines to be written. */
@@ -103,7 +110,7 @@ export class ShutdownSequence {
 
   get state (): LifecycleState { return this.#state }
 
-  /** False once readinessDelay has passed: the listeners are closed. */
+  /** False once readinessDelay has passed: the listeners are closing or closed. */
   get accepting (): boolean { return this.#accepting }
 
   /** Aborted when draining starts, so long-lived handlers can end cleanly. */
@@ -165,12 +172,22 @@ export class ShutdownSequence {
       drainDeadline.elapsed.then(() => false)
     ])
     drainDeadline.cancel()
-    this.#stopAccepting(elapsedMs)
+    await this.#stopAccepting(elapsedMs)
 
     let closeBudgetMs = budget.closeMs
     if (drained) {
-      const closedIdleConnections = this.#options.connections.closeIdle()
-      log.info({ elapsedMs: elapsedMs(), closedIdleConnections }, 'drained: no request or tracked task in flight')
+      // Each client closes its side once it reads the FIN; that handshake takes its time from
+      // fastify.close()'s, which would otherwise destroy the connections with what they still bring.
+      const closingStartedAt = performance.now()
+      const closing = this.#timer(Math.floor(budget.closeMs / 2))
+      const idle = this.#options.connections.closeIdle()
+      await Promise.race([idle.finSent, closing.elapsed])
+      log.info({ elapsedMs: elapsedMs(), closedIdleConnections: idle.closed }, 'drained: no request or tracked task in flight')
+      await Promise.race([this.#options.connections.allClosed(), closing.elapsed])
+      closing.cancel()
+      closeBudgetMs -= Math.round(performance.now() - closingStartedAt)
+      const keptOpen = this.#options.connections.destroyAll()
+      if (keptOpen > 0) log.info({ elapsedMs: elapsedMs(), keptOpen }, 'destroyed the connections whose clients kept their side open')
     } else {
       const pending = tracker.pending()
       log.error({ elapsedMs: elapsedMs(), activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks },
@@ -219,13 +236,25 @@ export class ShutdownSequence {
   async #delayThenDrain (delay: number | RoutingWatchInProgress, startedAt: number, elapsedMs: () => number): Promise<true> {
     if (typeof delay === 'number') {
       if (delay > 0) await this.#timer(delay).elapsed
-      this.#stopAccepting(elapsedMs)
+      await this.#stopAccepting(elapsedMs)
     } else {
       const routing = await this.#untilRoutingStops(delay, startedAt)
-      this.#stopAccepting(elapsedMs, { routing, newConnections: delay.arrivals.count })
+      await this.#stopAccepting(elapsedMs, { routing, newConnections: delay.arrivals.count })
     }
-    await this.#options.tracker.whenIdle()
+    await this.#idle()
     return true
+  }
+
+  /**
+   * Until nothing is in flight, and still nothing once the event loop has read what had arrived
+   * by then: a request can wait unread in the kernel while the last response goes out.
+   */
+  async #idle (): Promise<void> {
+    const { tracker, connections } = this.#options
+    do {
+      await tracker.whenIdle()
+      await connections.readArrived()
+    } while (!tracker.idle)
   }
 
   /**
@@ -243,13 +272,14 @@ export class ShutdownSequence {
     }
   }
 
-  #stopAccepting (elapsedMs: () => number, why: object = {}): void {
+  async #stopAccepting (elapsedMs: () => number, why: object = {}): Promise<void> {
     if (!this.#accepting) return
     this.#accepting = false
-    this.#options.connections.stopAccepting()
+    const acceptedWhileClosing = await this.#options.connections.stopAccepting()
     this.#options.log.info({
       elapsedMs: elapsedMs(),
       ...why,
+      acceptedWhileClosing,
       activeRequests: this.#options.tracker.activeRequests,
       pendingTasks: this.#options.tracker.pendingTasks
     }, 'stopped accepting connections; waiting for in-flight work')

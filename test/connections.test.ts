@@ -8,19 +8,10 @@ import http2 from 'node:http2'
 import net from 'node:net'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { hasMessage, isIncomingRequest, requestFor, startApp, type AppProcess, type Teardown } from './helpers/app-process.js'
-import { failure, openConnections, parseResponses, request } from './helpers/http.js'
+import { hasMessage, isIncomingRequest, requestFor, startApp, type AppProcess } from './helpers/app-process.js'
+import { connect, failure, openConnections, parseResponses, request } from './helpers/http.js'
 
 const CA = readFileSync(new URL('fixtures/tls/cert.pem', import.meta.url))
-/** A raw TCP connection that the test closes if it is still open. */
-async function connect (t: Teardown, port: number, host = '127.0.0.1'): Promise<net.Socket> {
-  const socket = net.connect(port, host)
-  t.teardown(() => socket.destroy())
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  return socket
-}
-
 /** Everything the server sends on a socket until it closes it. */
 function readUntilClosed (socket: net.Socket): Promise<string> {
   const chunks: Buffer[] = []
@@ -102,6 +93,29 @@ t.test('sockets that carry no request do not hold the exit, with Fastify\'s defa
   t.ok(lastResponseToExitMs < 2000, 'exit follows the last response, not a close budget running out')
   await assertCleanExit(t, app)
   t.match(app.logs.find(hasMessage(/^drained/)), { closedIdleConnections: 3 })
+})
+
+t.test('a client that keeps its side open after the FIN is cut after half of close\'s time: the exit is not held', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 10_000 } })
+  // A client that reads the FIN and never closes its own side (allowHalfOpen).
+  const stubborn = net.connect({ port: app.port, host: '127.0.0.1', allowHalfOpen: true })
+  t.teardown(() => stubborn.destroy())
+  stubborn.on('error', () => {})
+  await once(stubborn, 'connect')
+  const finReceived = once(stubborn, 'end')
+  // A round trip on another connection: the app has accepted the first by then.
+  t.equal((await request(app.port, '/health')).status, 200)
+
+  const signalledAt = performance.now()
+  app.kill('SIGTERM')
+  await finReceived
+  t.pass('the idle connection got a FIN')
+  const exit = await app.exited
+  const signalToExitMs = exit.at - signalledAt
+  t.comment(`a client keeping its side open: signal to exit ${signalToExitMs.toFixed(0)} ms`)
+  t.ok(signalToExitMs < 3000, 'the exit waited half of close\'s time at most, not for the client')
+  t.match(app.logs.find(hasMessage(/kept their side open/)), { keptOpen: 1 })
+  await assertCleanExit(t, app)
 })
 
 t.test('TLS: a connection still in its handshake does not hold the exit', async t => {

@@ -22,11 +22,13 @@ function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
     connections: {
       noteArrivals: () => { events.push('note arrivals'); return arrivals },
       retire: () => { events.push('retire') },
-      stopAccepting: () => { events.push('stop accepting') },
-      closeIdle: () => { events.push('close idle'); return 2 },
+      stopAccepting: async () => { events.push('stop accepting'); return 0 },
+      readArrived: async () => { events.push('read arrived') },
+      closeIdle: () => { events.push('close idle'); return { closed: 2, finSent: Promise.resolve() } },
+      allClosed: async () => { events.push('all closed') },
       endEventStreams: () => { events.push('end event streams'); return 1 },
       closeWebSockets: () => { events.push('close websockets'); return [Promise.resolve()] },
-      destroyAll: () => { events.push('destroy all') }
+      destroyAll: () => { events.push('destroy all'); return 0 }
     },
     closeWebSocketsOnDrain: false,
     closeApp: async () => { events.push('close') },
@@ -48,15 +50,17 @@ t.test('the budget keeps a reserve for close, the last log lines and exit', asyn
   }
 })
 
-t.test('nothing in flight: retire, stop accepting, close idle connections, close, in that order', async t => {
+t.test('nothing in flight: retire, stop accepting, read what arrived, close idle connections, wait for them, close, in that order', async t => {
   const { options, events, logs } = fakeOptions()
   const sequence = new ShutdownSequence(options)
   const outcome = await sequence.start('test')
   t.match(outcome, { reason: 'test', drained: true, closed: true })
-  t.same(events.filter(event => !event.startsWith('log:')), ['retire', 'stop accepting', 'close idle', 'close'])
+  t.same(events.filter(event => !event.startsWith('log:')), ['retire', 'stop accepting', 'read arrived', 'close idle', 'all closed', 'destroy all', 'close'])
   t.equal(sequence.state, 'closed')
   t.equal(sequence.accepting, false)
   t.match(logs.find(line => /^drained/.test(line.msg)), { fields: { closedIdleConnections: 2 } })
+  t.match(logs.find(line => /^stopped accepting/.test(line.msg)), { fields: { acceptedWhileClosing: 0 } })
+  t.notOk(logs.some(line => /kept their side open/.test(line.msg)), 'every client closed its side')
 })
 
 t.test('waits for the readiness delay before refusing, then for the last request', async t => {
@@ -74,6 +78,37 @@ t.test('waits for the readiness delay before refusing, then for the last request
   t.notOk(events.includes('close'), 'not closed while a request is in flight')
   tracker.end(request)
   t.match(await done, { drained: true, closed: true })
+})
+
+t.test('a request read in the last turn of the event loop is waited for before any connection is closed', async t => {
+  const { options, tracker, events } = fakeOptions()
+  let reads = 0
+  options.connections.readArrived = async () => {
+    events.push('read arrived')
+    // The first look finds a request that waited unread in the kernel; it ends a moment later.
+    if (++reads === 1) {
+      const found = tracker.begin({ method: 'GET', url: '/unread', id: '2' })
+      setTimeout(() => { events.push('request ended'); tracker.end(found) }, 20)
+    }
+  }
+  const outcome = await new ShutdownSequence(options).start('SIGTERM')
+  t.match(outcome, { drained: true, closed: true })
+  t.same(events.filter(event => !event.startsWith('log:')),
+    ['retire', 'stop accepting', 'read arrived', 'request ended', 'read arrived', 'close idle', 'all closed', 'destroy all', 'close'])
+})
+
+t.test('connections whose clients keep their side open are destroyed after half the close budget', async t => {
+  const { options, events, logs } = fakeOptions({ gracePeriod: 5000 })
+  options.connections.allClosed = () => new Promise(() => {})
+  options.connections.destroyAll = () => { events.push('destroy all'); return 3 }
+  const { closeMs } = gracePeriodBudget(5000)
+  const startedAt = performance.now()
+  const outcome = await new ShutdownSequence(options).start('SIGTERM')
+  const elapsedMs = performance.now() - startedAt
+  t.match(outcome, { drained: true, closed: true })
+  t.ok(elapsedMs >= closeMs / 2 - 1 && elapsedMs < closeMs, `waited ${elapsedMs.toFixed(0)} ms of the ${closeMs} ms close budget`)
+  t.same(events.filter(event => !event.startsWith('log:')).slice(-2), ['destroy all', 'close'])
+  t.match(logs.find(line => /kept their side open/.test(line.msg)), { level: 'info', fields: { keptOpen: 3 } })
 })
 
 t.test('the drain deadline logs what is pending, cuts it and still closes', async t => {

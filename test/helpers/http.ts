@@ -1,4 +1,6 @@
 import http from 'node:http'
+import net from 'node:net'
+import { once } from 'node:events'
 
 export interface Response {
   status: number
@@ -61,11 +63,18 @@ export interface RawResponse {
 
 /** The HTTP/1.1 responses read off one socket, in order (bodies framed by content-length). */
 export function parseResponses (raw: string): RawResponse[] {
+  const { responses, rest } = takeResponses(raw)
+  if (rest.length > 0) throw new Error(`an incomplete response: ${JSON.stringify(rest)}`)
+  return responses
+}
+
+/** The complete responses at the start of what a socket received, and what follows them. */
+function takeResponses (raw: string): { responses: RawResponse[], rest: string } {
   const responses: RawResponse[] = []
   let rest = raw
-  while (rest.length > 0) {
+  for (;;) {
     const headEnd = rest.indexOf('\r\n\r\n')
-    if (headEnd === -1) throw new Error(`an incomplete response: ${JSON.stringify(rest)}`)
+    if (headEnd === -1) break
     const [statusLine, ...lines] = rest.slice(0, headEnd).split('\r\n')
     const headers = Object.fromEntries(lines.map(line => {
       const colon = line.indexOf(':')
@@ -73,8 +82,77 @@ export function parseResponses (raw: string): RawResponse[] {
     }))
     const length = Number(headers['content-length'] ?? 0)
     const bodyStart = headEnd + 4
+    if (rest.length < bodyStart + length) break
     responses.push({ status: Number(statusLine!.split(' ')[1]), headers, body: rest.slice(bodyStart, bodyStart + length) })
     rest = rest.slice(bodyStart + length)
   }
-  return responses
+  return { responses, rest }
+}
+
+/** A raw TCP connection that the test closes if it is still open. */
+export async function connect (t: { teardown (fn: () => unknown): void }, port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  const socket = net.connect(port, host)
+  t.teardown(() => socket.destroy())
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  return socket
+}
+
+/** A GET as a client writes it on a raw socket: keep-alive, as HTTP/1.1 is by default. */
+export const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
+
+/** How the server ended a connection: a FIN (the client read to the end), a reset, or a FIN then a reset. */
+export interface Ending {
+  fin: boolean
+  /** The socket's error, e.g. ECONNRESET; undefined if there was none. */
+  error: string | undefined
+}
+
+export interface RawClient {
+  socket: net.Socket
+  /** The responses received so far, in order. */
+  responses: RawResponse[]
+  /** Resolves once `count` responses have been received, with the last of them. */
+  response (count: number): Promise<RawResponse>
+  /** Settles once the socket is closed: how the server ended it. */
+  closed: Promise<Ending>
+}
+
+/**
+ * A raw connection that reads each HTTP/1.1 response as it completes, for what an HTTP client
+ * hides: pipelining, the moment a request is written, a FIN told from a reset. `onResponse` runs
+ * as each one arrives, so the client can write its next request at once.
+ */
+export async function rawClient (t: { teardown (fn: () => unknown): void }, port: number,
+  onResponse: (response: RawResponse, count: number) => void = () => {}): Promise<RawClient> {
+  const socket = await connect(t, port)
+  const responses: RawResponse[] = []
+  const waiting: Array<{ count: number, resolve (response: RawResponse): void }> = []
+  const ending: Ending = { fin: false, error: undefined }
+  let received = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => {
+    const { responses: complete, rest } = takeResponses(received + chunk)
+    received = rest
+    for (const response of complete) {
+      responses.push(response)
+      onResponse(response, responses.length)
+      for (const waiter of waiting.filter(waiter => waiter.count === responses.length)) waiter.resolve(response)
+    }
+  })
+  socket.on('end', () => { ending.fin = true })
+  socket.on('error', (err: NodeJS.ErrnoException) => { ending.error ??= err.code ?? err.message })
+  // Not once(socket, 'close'): that rejects on an 'error' first, and a reset is an outcome here.
+  const closed = new Promise<Ending>(resolve => socket.once('close', () => resolve(ending)))
+  return {
+    socket,
+    responses,
+    response: count => count <= responses.length
+      ? Promise.resolve(responses[count - 1]!)
+      : new Promise((resolve, reject) => {
+        waiting.push({ count, resolve })
+        closed.then(() => reject(new Error(`the connection closed after ${responses.length} responses, before response ${count}`)))
+      }),
+    closed
+  }
 }
