@@ -150,6 +150,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     if (startedByFastifyCli()) log.warn({}, FASTIFY_CLI_WARNING)
     const stopHandlingSignals = handleProcessSignals({
       signals: options.signals,
+      handleErrors: options.handleErrors,
       shutdownMessage: underPm2,
       gracePeriod: options.gracePeriod,
       log,

@@ -43,6 +43,11 @@ export interface GracefulTerminationOptions {
   signals?: ShutdownSignal[]
   /** false: install no process handlers; call fastify.graceful.shutdown() yourself. Default true. */
   handleSignals?: boolean
+  /**
+   * false: leave uncaughtException and unhandledRejection to the app (its own handler, its
+   * telemetry); the signals are still handled. Default true: logged, drained, exit 1.
+   */
+  handleErrors?: boolean
   /** When open WebSockets get a 1001 Going Away close frame: at the drain deadline, or when the drain starts. Default 'at-deadline'. */
   closeWebSockets?: 'at-deadline' | 'on-drain'
   /** Written to every Server-Sent Events stream still open at the drain deadline, before it ends; false for none. */
@@ -73,6 +78,7 @@ export const DEFAULTS: ResolvedOptions = {
   retryAfter: 1,
   signals: ['SIGTERM', 'SIGINT'],
   handleSignals: true,
+  handleErrors: true,
   closeWebSockets: 'at-deadline',
   sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n',
   readinessChecks: {},
@@ -259,6 +265,10 @@ export function resolveOptions (input: unknown = {}, platform?: Platform): Resol
   }
   const signals = option('signals', signalList)
   const handleSignals = option('handleSignals', boolean)
+  const handleErrors = option('handleErrors', boolean)
+  if (handleErrors && !handleSignals && 'handleErrors' in explicit) {
+    invalidOption('handleErrors', handleErrors)('false while handleSignals is false (no process handler is installed)')
+  }
   if (platform !== undefined && handleSignals && !signals.includes(platform.stopSignal)) {
     warnings.push({
       fields: { signals, platform: platform.name, stopSignal: platform.stopSignal },
@@ -278,6 +288,7 @@ export function resolveOptions (input: unknown = {}, platform?: Platform): Resol
       retryAfter: option('retryAfter', integer(0)),
       signals,
       handleSignals,
+      handleErrors,
       closeWebSockets: option('closeWebSockets', oneOf(['at-deadline', 'on-drain'] as const)),
       sseFinalEvent: option('sseFinalEvent', orFalse(sseEvent)),
       readinessChecks: option('readinessChecks', checkFunctions),

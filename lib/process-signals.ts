@@ -7,6 +7,8 @@ import { gracePeriodBudget, type Logger, type ShutdownOutcome } from './shutdown
 /** An instance that wants the process's signals and errors to shut it down. */
 export interface ShutdownParticipant {
   signals: readonly ShutdownSignal[]
+  /** Uncaught exceptions and unhandled rejections shut it down too; false leaves them to the app. */
+  handleErrors: boolean
   /** PM2 runs the process: its 'shutdown' message (shutdown_with_message) is a signal like the others. */
   shutdownMessage: boolean
   gracePeriod: number
@@ -93,6 +95,8 @@ function reinstall (): void {
 
   const everyone = [...participants]
   const signals = new Set<string>(everyone.flatMap(participant => participant.signals))
+  // One instance that wants the errors is enough: once one shuts down, the process exits.
+  const handleErrors = everyone.some(participant => participant.handleErrors)
   const budget = gracePeriodBudget(Math.max(...everyone.map(participant => participant.gracePeriod)))
   const log = first.log
   const exitAtOnce = (fields: object, message: string): void => {
@@ -105,7 +109,7 @@ function reinstall (): void {
     // Each sequence keeps to its own deadlines; this is the backstop for a blocked event loop.
     delay: budget.exitMs - budget.flushMs,
     logger: { error: (err: unknown) => exitAtOnce({ err }, 'exiting with code 1: the shutdown failed') },
-    skip: CLOSE_WITH_GRACE_EVENTS.filter(event => !signals.has(event) && !ERROR_EVENTS.has(event)),
+    skip: CLOSE_WITH_GRACE_EVENTS.filter(event => ERROR_EVENTS.has(event) ? !handleErrors : !signals.has(event)),
     onSecondSignal: signal => exitAtOnce({ signal }, 'second signal during shutdown: exiting at once with code 1'),
     onSecondError: err => exitAtOnce({ err }, 'error during shutdown: exiting at once with code 1'),
     onTimeout: delay => exitAtOnce({ delayMs: delay }, 'shutdown overran the grace period: exiting with code 1')

@@ -187,6 +187,35 @@ for (const [route, message] of [['/crash', 'uncaught on purpose'], ['/reject', '
   })
 }
 
+t.test('handleErrors: false leaves uncaught errors to the app, which keeps serving; SIGTERM still drains', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 10_000, handleErrors: false }, env: { FIXTURE_OWN_ERROR_HANDLERS: '1' } })
+  for (const [route, event, message] of [['/reject', 'unhandledRejection', 'rejected on purpose'], ['/crash', 'uncaughtException', 'uncaught on purpose']]) {
+    t.equal((await request(app.port, route!)).status, 200)
+    const handled = await app.waitForLog(line => line.msg === 'the app handled it' && line.event === event)
+    t.equal(handled.message, message, `the app's own ${event} handler saw it`)
+  }
+  t.same((await request(app.port, '/stats')).json(), { state: 'serving', activeRequests: 1 }, 'still serving')
+
+  const inFlight = request(app.port, '/slow?ms=800')
+  await app.waitForLog(requestFor('/slow?ms=800'))
+  app.kill('SIGTERM')
+  t.equal((await inFlight).status, 200, 'the request in flight at SIGTERM completes')
+  t.equal((await app.exited).code, 0, 'the signal drained as usual')
+  t.notOk(app.logs.some(hasMessage(/uncaught error/)), 'the plugin took no part in the errors')
+})
+
+t.test('handleErrors: false without a handler of the app: Node\'s default, the process dies at once', async t => {
+  const app = await startApp(t, { options: { gracePeriod: 10_000, handleErrors: false } })
+  const inFlight = request(app.port, '/slow?ms=5000').catch((err: NodeJS.ErrnoException) => err.code)
+  await app.waitForLog(requestFor('/slow?ms=5000'))
+  t.equal((await request(app.port, '/crash')).status, 200)
+  const exit = await app.exited
+  t.equal(exit.code, 1)
+  t.match(app.stderr.join(''), /uncaught on purpose/, 'Node printed the error')
+  t.notOk(app.logs.some(hasMessage(/shutdown started/)), 'no drain')
+  t.equal(await inFlight, 'ECONNRESET', 'the request in flight was cut')
+})
+
 t.test('track(): background work holds the drain until it settles', async t => {
   const app = await startApp(t, { options: { gracePeriod: 10_000 } })
   const accepted = await request(app.port, '/background?ms=1000')

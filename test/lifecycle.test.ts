@@ -38,6 +38,19 @@ t.test('handleSignals: true installs one set of listeners, fastify.close() remov
   t.equal(participantCount(), 0)
 })
 
+t.test('handleErrors: false installs the signal listeners, not the error ones', async t => {
+  const before = listeners()
+  const app = Fastify()
+  await app.register(gracefulTermination, { signals: ['SIGTERM'], handleErrors: false })
+  await app.ready()
+  const during = listeners()
+  t.equal(during.SIGTERM, before.SIGTERM! + 1)
+  t.equal(during.uncaughtException, before.uncaughtException)
+  t.equal(during.unhandledRejection, before.unhandledRejection)
+  await app.close()
+  t.same(listeners(), before)
+})
+
 t.test('two instances share one set of listeners', async t => {
   const before = listeners()
   const first = Fastify()
