@@ -88,8 +88,10 @@ try {
   app.post('/predict', { schema: predictSchema }, predict)
   app.post('/generate', { schema: generateSchema }, generate)
   // A realtime session: every message comes back at once. The drain lets it run; at its
-  // deadline the client gets 1001 Going Away.
-  app.get('/realtime', { websocket: true }, socket => {
+  // deadline the client gets 1001 Going Away. It is outside replica_concurrency: an open session
+  // sits idle between messages, and holding a slot for its whole life would starve inference.
+  // /generate stays inside: a generation keeps the model busy until its last token.
+  app.get('/realtime', { websocket: true, config: { graceful: { limit: false } } }, socket => {
     socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }))
   })
 

@@ -3,6 +3,7 @@ import { continueIfAwaited, type Connections, type RawResponse } from './connect
 import type { ConcurrencyLimit, Place } from './limit.js'
 import type { ResolvedOptions } from './options.js'
 import { QUEUE_FULL_BODY, QUEUE_TIMEOUT_BODY, refuse, SHUTTING_DOWN_BODY, STARTING_BODY } from './refusal.js'
+import { servedWhileStarting, type RouteConfig } from './route-config.js'
 import type { InFlight, InFlightTracker } from './tracker.js'
 
 /** Where a response keeps its count and its place in the limit until it ends. */
@@ -21,6 +22,8 @@ export interface AdmissionOptions {
   limit: ConcurrencyLimit | undefined
   log: FastifyBaseLogger
   isProbe (request: FastifyRequest): boolean
+  /** Which routes are outside the limit. */
+  routeConfig: Pick<RouteConfig, 'outOfLimit'>
   /** Calls end() when the request is over: its response or its connection closed. */
   connections: Pick<Connections, 'follow'>
 }
@@ -30,12 +33,6 @@ export interface Admission {
   admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   /** Ends a request's count and gives back its slot; called once its response or connection closed. */
   end (response: RawResponse): void
-}
-
-/** A route that opted in with `config: { graceful: { serveWhileStarting: true } }`: an admin or metrics route. */
-function servedWhileStarting (request: FastifyRequest): boolean {
-  const config = request.routeOptions.config as { graceful?: { serveWhileStarting?: boolean } }
-  return config.graceful?.serveWhileStarting === true
 }
 
 function proceed (reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -48,7 +45,7 @@ function proceed (reply: FastifyReply, done: HookHandlerDoneFunction): void {
  * until it ends, refused ones included (they may still be reading a body), and the limit lets it
  * run, wait or be refused. A queued request was accepted, so the drain serves it.
  */
-export function createAdmission ({ options, tracker, serving, starting, limit, log, isProbe, connections }: AdmissionOptions): Admission {
+export function createAdmission ({ options, tracker, serving, starting, limit, log, isProbe, routeConfig, connections }: AdmissionOptions): Admission {
   function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     if (isProbe(request)) return proceed(reply, done)
     const response = reply.raw as AdmittedResponse
@@ -60,7 +57,7 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
       log.debug({ reqId: request.id }, 'still starting: refused with 503')
       return refuse(request, reply, STARTING_BODY, options.retryAfter)
     }
-    if (limit === undefined) return proceed(reply, done)
+    if (limit === undefined || routeConfig.outOfLimit(request)) return proceed(reply, done)
 
     const mayQueue = serving()
     const place = limit.enter(turn => {

@@ -10,7 +10,8 @@ import { detectPlatform } from './platform.js'
 import { pm2 } from './pm2.js'
 import { failProcess, handleProcessSignals } from './process-signals.js'
 import { assertRootInstance, FASTIFY_CLI_WARNING, startedByFastifyCli } from './registration.js'
-import { checkRouteConfig, isProbeRequest, registerProbeRoutes } from './routes.js'
+import { createRouteConfig } from './route-config.js'
+import { isProbeRequest, registerProbeRoutes } from './routes.js'
 import { StartupGate, type StartupWork } from './startup.js'
 import { CheckSet } from './checks.js'
 import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './shutdown.js'
@@ -24,6 +25,7 @@ export type { PlatformName } from './platform.js'
 export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
 export type { HealthCheck, CheckResult } from './checks.js'
 export type { StartupWork } from './startup.js'
+export type { GracefulRouteConfig } from './route-config.js'
 
 /** `fastify.graceful`: where the instance is in its life, and the levers of its shutdown. */
 export interface GracefulState {
@@ -119,7 +121,8 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     }
   }
   fastify.decorate('graceful', graceful)
-  fastify.addHook('onRoute', checkRouteConfig)
+  const routeConfig = createRouteConfig()
+  fastify.addHook('onRoute', routeConfig.check)
 
   const isProbe = registerProbeRoutes(fastify, options, graceful, { readinessChecks, livenessChecks })
   const admission = createAdmission({
@@ -130,6 +133,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     limit,
     log,
     isProbe,
+    routeConfig,
     connections
   })
   fastify.addHook('onRequest', admission.admit)

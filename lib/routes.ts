@@ -1,6 +1,4 @@
-import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
-import { InvalidOptionError } from './errors.js'
-import { formatValue } from './options.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { CheckSet } from './checks.js'
 import type { RawRequest } from './connections.js'
 import type { ResolvedOptions } from './options.js'
@@ -72,24 +70,5 @@ export function isProbeRequest ({ readyPath, healthPath }: Pick<ResolvedOptions,
     const query = url.indexOf('?')
     const path = query === -1 ? url : url.slice(0, query)
     return path === readyPath || path === healthPath || request.headers['user-agent']?.startsWith('kube-probe/') === true
-  }
-}
-
-/** What a route may say of itself in `config.graceful`; each a boolean. */
-const ROUTE_SETTINGS = ['serveWhileStarting']
-
-/**
- * The onRoute hook: a route's `config: { graceful: { ... } }` is checked when the route is added,
- * like the plugin's options, with the route in the error.
- */
-export function checkRouteConfig (route: RouteOptions): void {
-  const settings = (route.config as { graceful?: unknown } | undefined)?.graceful
-  if (settings === undefined) return
-  const where = `config.graceful of route ${[route.method].flat().join(',')} ${route.url}`
-  const fail = (name: string, value: unknown, allowed: string): never => { throw new InvalidOptionError(name, allowed, formatValue(value)) }
-  if (settings === null || typeof settings !== 'object' || Array.isArray(settings)) fail(where, settings, 'an object')
-  for (const [key, value] of Object.entries(settings as object)) {
-    if (!ROUTE_SETTINGS.includes(key)) fail(`${where}: ${key}`, value, `one of ${ROUTE_SETTINGS.join(', ')} (unknown setting)`)
-    if (typeof value !== 'boolean') fail(`${where}: ${key}`, value, 'a boolean')
   }
 }

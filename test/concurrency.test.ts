@@ -2,7 +2,7 @@
 // (listening on port 0) so that handlers can wait on gates the test opens, in the order it
 // chooses; the SIGTERM test spawns the fixture app, as the platform would run it.
 import t from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import http from 'node:http'
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
@@ -44,7 +44,7 @@ async function startLimitedApp (t: Teardown, options: GracefulTerminationOptions
   }
   let inHandlers = 0
   let mostInHandlers = 0
-  app.get<{ Params: { name: string } }>('/work/:name', async request => {
+  const work = async (request: FastifyRequest<{ Params: { name: string } }>) => {
     const { name } = request.params
     mostInHandlers = Math.max(mostInHandlers, ++inHandlers)
     request.log.info({ name }, 'handler started')
@@ -54,7 +54,10 @@ async function startLimitedApp (t: Teardown, options: GracefulTerminationOptions
       inHandlers--
     }
     return { name }
-  })
+  }
+  app.get('/work/:name', work)
+  // The same work outside the limit, as a WebSocket or an event stream would be.
+  app.get('/outside/:name', { config: { graceful: { limit: false } } }, work)
   app.get('/fast', async () => ({ fast: true }))
   app.get('/throw', async () => { throw new Error('handler failed on purpose') })
   app.post('/echo', { bodyLimit: 1024 }, async request => request.body)
@@ -285,6 +288,36 @@ t.test('draining: queued requests are still served, new ones take a free slot bu
   t.same(answers.map(answer => answer.headers.connection), ['close', 'close', 'close', 'close'])
   t.match(await outcome, { drained: true, closed: true })
   t.same(app.started(), ['r0', 'r1', 'q0', 'n1'])
+})
+
+t.test('a route with limit: false runs while every slot is busy and the queue is full, and the drain waits for it', async t => {
+  const app = await startLimitedApp(t, { maxConcurrency: 1, maxQueue: 1, gracePeriod: 10_000, readinessDelay: 2000 })
+  const holder = app.send('/work/holder')
+  await app.handlerStarted('holder')
+  const queued = app.send('/work/queued')
+  await app.queued('/work/queued')
+  t.equal((await app.send('/work/over')).json().code, 'FST_GRACEFUL_QUEUE_FULL', 'the limit is full')
+
+  const outside = app.send('/outside/s0')
+  await app.handlerStarted('s0')
+  t.same((await app.send('/ready')).json(), { status: 'ready', active_requests: 3, queued: 1 }, 'it counts as in flight, not as queued')
+  app.open('s0')
+  t.equal((await outside).status, 200, 'served while the slot was taken')
+
+  const outcome = app.graceful.shutdown('test')
+  const duringDrain = app.send('/outside/s1')
+  await app.handlerStarted('s1')
+  t.equal((await app.send('/work/late')).json().code, 'FST_GRACEFUL_SHUTTING_DOWN', 'a limited route finds no slot while draining')
+  app.open('holder')
+  app.open('queued')
+  t.same((await Promise.all([holder, queued])).map(answer => answer.status), [200, 200])
+  await app.waitForLog(hasMessage(/stopped accepting connections/))
+  t.equal(app.graceful.state, 'draining', 'the drain waits for the request outside the limit')
+  t.equal(app.graceful.activeRequests, 1)
+  app.open('s1')
+  t.equal((await duringDrain).status, 200)
+  t.match(await outcome, { drained: true, closed: true })
+  t.same(app.started(), ['holder', 's0', 's1', 'queued'])
 })
 
 t.test('SIGTERM with a full queue: every accepted request is served, new ones refused, exit 0', async t => {

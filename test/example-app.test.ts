@@ -142,6 +142,28 @@ t.test('a /realtime session echoes, and one open at the drain deadline gets 1001
   t.equal((await app.exited).code, 1, 'a session still open at the deadline is cut: exit 1')
 })
 
+t.test('/realtime sessions take no slot: with replica_concurrency 1, /predict runs beside two of them', async t => {
+  const app = await startExampleApp(t, { env: { MAX_CONCURRENCY: '1' } })
+  const sessions = [new WebSocket(`ws://127.0.0.1:${app.port}/realtime`), new WebSocket(`ws://127.0.0.1:${app.port}/realtime`)]
+  for (const session of sessions) session.on('error', () => {})
+  await app.waitForLog(line => app.logs.filter(requestFor('/realtime')).length === 2 && requestFor('/realtime')(line))
+  // Inside the limit, the first session would hold the slot and the second the one place in the
+  // queue: this request would be refused at once with FST_GRACEFUL_QUEUE_FULL.
+  const predicted = await postJson(app.port, '/predict', { input: 'beside', ms: 50 })
+  t.equal(predicted.status, 200)
+  t.same(predicted.json(), { output: 'ediseb', ms: 50 })
+  for (const session of sessions) {
+    if (session.readyState !== WebSocket.OPEN) await once(session, 'open')
+    session.send('still here')
+    t.equal(String((await once(session, 'message'))[0]), 'still here')
+  }
+
+  app.kill('SIGTERM')
+  t.equal((await app.waitForLog(hasMessage(/shutdown started/))).activeRequests, 2, 'the sessions count as in flight')
+  for (const session of sessions) session.close(1000, 'done')
+  t.equal((await app.exited).code, 0, 'the drain ended once the clients closed them')
+})
+
 t.test('a client that hangs up stops its inference, and the drain does not wait for it', async t => {
   const app = await startExampleApp(t)
   const req = http.request({ host: '127.0.0.1', port: app.port, path: '/predict', method: 'POST', headers: { 'content-type': 'application/json' } })

@@ -148,7 +148,8 @@ t.test('the gate, through inject', async t => {
   t.test('a bad config.graceful fails when the route is added, naming the route', async t => {
     const bad: Array<[unknown, RegExp]> = [
       [{ serveWhileStarting: 'yes' }, /option config\.graceful of route GET \/x: serveWhileStarting must be a boolean, received "yes"/],
-      [{ limit: false }, /option config\.graceful of route GET \/x: limit must be one of serveWhileStarting \(unknown setting\), received false/],
+      [{ limit: 'no' }, /option config\.graceful of route GET \/x: limit must be a boolean, received "no"/],
+      [{ limits: false }, /option config\.graceful of route GET \/x: limits must be one of serveWhileStarting, limit \(unknown setting\), received false/],
       [true, /option config\.graceful of route GET \/x must be an object, received true/]
     ]
     for (const [graceful, message] of bad) {
