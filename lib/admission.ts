@@ -33,6 +33,8 @@ export interface Admission {
   admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   /** Ends a request's count and gives back its slot; called once its response or connection closed. */
   end (response: RawResponse): void
+  /** The request of a response in flight (one this hook counted: not a probe's). */
+  requestOf (response: RawResponse): FastifyRequest
 }
 
 function proceed (reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -87,5 +89,7 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
     tracker.end(inFlight)
   }
 
-  return { admit, end }
+  const requestOf = (response: AdmittedResponse): FastifyRequest => response[kInFlight]!.request.request
+
+  return { admit, end, requestOf }
 }

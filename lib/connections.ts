@@ -48,8 +48,8 @@ function connectionOf (socket: net.Socket): Connection | undefined {
 export interface ConnectionsOptions {
   /** Called once for every request when it is over: its response closed, or its connection did first. */
   onRequestEnd (response: RawResponse): void
-  /** Written to an event stream still open at the deadline, before it ends. */
-  sseFinalEvent: string | false
+  /** What an event stream still open at the deadline is sent before it ends; false for nothing. */
+  finalEvent (response: ServerResponse): string | false
   /** The app's WebSocket server (@fastify/websocket's `websocketServer`), looked up when needed. */
   webSocketServer (): WebSocketServerLike | undefined
   /** Whether a request is the platform's probe, not traffic routed here. */
@@ -81,7 +81,7 @@ export class Connections {
   readonly #open = new Set<Connection>()
   readonly #servers = new Set<net.Server>()
   readonly #onRequestEnd: (response: RawResponse) => void
-  readonly #sseFinalEvent: string | false
+  readonly #finalEvent: (response: ServerResponse) => string | false
   readonly #webSocketServer: () => WebSocketServerLike | undefined
   readonly #onResponseClose: (this: RawResponse) => void
   readonly #isProbe: (request: RawRequest) => boolean
@@ -94,9 +94,9 @@ export class Connections {
   /** While the listeners close: the requests held back until they are closed. */
   #held: Array<() => void> | undefined = undefined
 
-  constructor ({ onRequestEnd, sseFinalEvent, webSocketServer, isProbe }: ConnectionsOptions) {
+  constructor ({ onRequestEnd, finalEvent, webSocketServer, isProbe }: ConnectionsOptions) {
     this.#onRequestEnd = onRequestEnd
-    this.#sseFinalEvent = sseFinalEvent
+    this.#finalEvent = finalEvent
     this.#webSocketServer = webSocketServer
     this.#isProbe = isProbe
     const connections = this
@@ -253,7 +253,6 @@ export class Connections {
    * event, then the end of the response. Returns how many.
    */
   endEventStreams (): number {
-    const finalEvent = this.#sseFinalEvent
     let ended = 0
     for (const connection of this.#open) {
       for (const response of connection.responses) {
@@ -261,6 +260,7 @@ export class Connections {
         if (!String(response.getHeader('content-type') ?? '').startsWith('text/event-stream')) continue
         // Whatever still streams into it now writes after its end: that error is expected.
         response.on('error', () => {})
+        const finalEvent = this.#finalEvent(response)
         if (finalEvent === false) response.end()
         else response.end(finalEvent)
         ended++

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { Server } from 'node:net'
 import { createAdmission } from './admission.js'
 import { Connections } from './connections.js'
+import { finalEventOf } from './final-event.js'
 import { ConcurrencyLimit } from './limit.js'
 import { pluginLogger } from './log.js'
 import { resolveOptions, type GracefulTerminationOptions, type Resolution } from './options.js'
@@ -20,7 +21,7 @@ import type { WebSocketServerLike } from './websockets.js'
 
 export { InvalidOptionError, NotRootError, StartupOverError } from './errors.js'
 import { StartupOverError } from './errors.js'
-export type { GracefulTerminationOptions, RoutingWatch, ShutdownSignal } from './options.js'
+export type { GracefulTerminationOptions, RoutingWatch, ShutdownSignal, SseFinalEvent } from './options.js'
 export type { PlatformName } from './platform.js'
 export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
 export type { HealthCheck, CheckResult } from './checks.js'
@@ -42,6 +43,12 @@ export interface GracefulState {
   readonly ready: boolean
   /** Aborted when draining starts: long-lived handlers (SSE, long polls, streams) end on it. */
   readonly signal: AbortSignal
+  /**
+   * When the drain ends, in epoch milliseconds (compare with Date.now()): what is still in flight
+   * then is cut. undefined until the shutdown starts (and when fastify.close() is called directly).
+   * A long handler plans with it: it stops a generation in time and tells the client where to resume.
+   */
+  readonly deadline: number | undefined
   /** Starts the same sequence as SIGTERM; settles when the instance is closed. Never exits the process. */
   shutdown (reason?: string): Promise<ShutdownOutcome>
   /** Keeps the drain open until this background work settles; returns it unchanged. */
@@ -74,7 +81,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   const limit = Number.isFinite(options.maxConcurrency) ? new ConcurrencyLimit(options) : undefined
   const connections = new Connections({
     onRequestEnd: response => admission.end(response),
-    sseFinalEvent: options.sseFinalEvent,
+    finalEvent: finalEventOf(options.sseFinalEvent, response => admission.requestOf(response), log),
     // Registered after this plugin, if at all: looked up when the shutdown needs it.
     webSocketServer: () => (fastify as FastifyInstance & { websocketServer?: WebSocketServerLike }).websocketServer,
     isProbe: isProbeRequest(options)
@@ -113,6 +120,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     get queued () { return limit?.queued ?? 0 },
     get ready () { return state() === 'serving' && readinessChecks.lastOk },
     get signal () { return sequence.signal },
+    get deadline () { return sequence.deadline },
     shutdown: (reason = 'shutdown() called') => sequence.start(reason),
     track: work => tracker.track(work),
     startup: work => {

@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import type { HealthCheck } from './checks.js'
 import { InvalidOptionError } from './errors.js'
 import { fitToWindow, type Platform, type Warning } from './platform.js'
@@ -18,6 +19,9 @@ export interface RoutingWatch {
   minimum?: number
   maximum?: number
 }
+
+/** An SSE event (ending with a blank line) or false; a function makes one for each stream's request. */
+export type SseFinalEvent = string | false | ((request: FastifyRequest) => string | false)
 
 export interface GracefulTerminationOptions {
   /** Window between SIGTERM and SIGKILL, in ms; the process exits before it ends. Default: the platform's, else 30000. */
@@ -50,8 +54,11 @@ export interface GracefulTerminationOptions {
   handleErrors?: boolean
   /** When open WebSockets get a 1001 Going Away close frame: at the drain deadline, or when the drain starts. Default 'at-deadline'. */
   closeWebSockets?: 'at-deadline' | 'on-drain'
-  /** Written to every Server-Sent Events stream still open at the drain deadline, before it ends; false for none. */
-  sseFinalEvent?: string | false
+  /**
+   * Written to every Server-Sent Events stream still open at the drain deadline, before it ends;
+   * false for none. A function makes it from the stream's request: a resume token, say.
+   */
+  sseFinalEvent?: SseFinalEvent
   /** Checks the replica cannot serve without (a database, say): one that fails makes /ready 503. Default none. */
   readinessChecks?: Record<string, HealthCheck>
   /** Checks that only a restart cures (a wedged GPU, say): one that fails makes /health 503. Default none. */
@@ -67,6 +74,8 @@ export type ResolvedOptions = Required<Omit<GracefulTerminationOptions, 'maxConc
   readinessDelay: number | Required<RoutingWatch>
 }
 
+export const DEFAULT_SSE_FINAL_EVENT = 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n'
+
 export const DEFAULTS: ResolvedOptions = {
   gracePeriod: 30_000,
   readinessDelay: 0,
@@ -80,7 +89,7 @@ export const DEFAULTS: ResolvedOptions = {
   handleSignals: true,
   handleErrors: true,
   closeWebSockets: 'at-deadline',
-  sseFinalEvent: 'event: shutdown\ndata: {"reason":"the server is shutting down"}\n\n',
+  sseFinalEvent: DEFAULT_SSE_FINAL_EVENT,
   readinessChecks: {},
   livenessChecks: {},
   checkTimeout: 1000,
@@ -156,11 +165,14 @@ const oneOf = <Value extends string>(allowed: readonly Value[]): Check<Value> =>
 }
 
 /** One or more complete SSE lines, ending with the blank line that ends an event. */
-const sseEvent: Check<string> = (value, fail) => {
-  if (typeof value !== 'string' || !value.endsWith('\n\n') || value.length === 2) {
-    fail('an event ending with a blank line ("event: x\\ndata: y\\n\\n")')
+export const isSseEvent = (value: unknown): value is string =>
+  typeof value === 'string' && value.endsWith('\n\n') && value.length > 2
+
+const sseFinalEvent: Check<SseFinalEvent> = (value, fail) => {
+  if (value !== false && typeof value !== 'function' && !isSseEvent(value)) {
+    fail('an event ending with a blank line ("event: x\\ndata: y\\n\\n"), a function of the request returning one, or false')
   }
-  return value as string
+  return value as SseFinalEvent
 }
 
 const signalList: Check<ShutdownSignal[]> = (value, fail) => {
@@ -290,7 +302,7 @@ export function resolveOptions (input: unknown = {}, platform?: Platform): Resol
       handleSignals,
       handleErrors,
       closeWebSockets: option('closeWebSockets', oneOf(['at-deadline', 'on-drain'] as const)),
-      sseFinalEvent: option('sseFinalEvent', orFalse(sseEvent)),
+      sseFinalEvent: option('sseFinalEvent', sseFinalEvent),
       readinessChecks: option('readinessChecks', checkFunctions),
       livenessChecks: option('livenessChecks', checkFunctions),
       checkTimeout: option('checkTimeout', integer(1, MAX_DURATION_MS)),

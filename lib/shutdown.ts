@@ -99,6 +99,7 @@ function startTimer (ms: number): Timer {
 export class ShutdownSequence {
   #state: LifecycleState = 'serving'
   #accepting = true
+  #deadline: number | undefined = undefined
   readonly #abort = new AbortController()
   readonly #timers = new Set<Timer>()
   readonly #options: ShutdownOptions
@@ -115,6 +116,9 @@ export class ShutdownSequence {
 
   /** Aborted when draining starts, so long-lived handlers can end cleanly. */
   get signal (): AbortSignal { return this.#abort.signal }
+
+  /** When the drain ends, in epoch milliseconds (Date.now()); undefined until it starts. */
+  get deadline (): number | undefined { return this.#deadline }
 
   /** Starts the sequence once; every later call returns the same outcome. */
   start (reason: string): Promise<ShutdownOutcome> {
@@ -146,6 +150,8 @@ export class ShutdownSequence {
       return { reason, drained: true, closed: this.#state === 'closed', elapsedMs: 0 }
     }
     this.#state = 'draining'
+    // Set before the signal aborts: a handler that wakes on it can plan with the deadline.
+    this.#deadline = Date.now() + budget.drainMs
     this.#abort.abort(new Error(`shutting down: ${reason}`))
     log.info({
       reason,

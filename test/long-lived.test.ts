@@ -1,39 +1,10 @@
 // Streams and WebSockets through a real SIGTERM: they finish inside the drain, or end the way their
 // protocol allows at its deadline, never as a bare cut.
 import t, { type Test } from 'tap'
-import http from 'node:http'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import { hasMessage, startApp, type AppProcess } from './helpers/app-process.js'
-import { request } from './helpers/http.js'
-
-interface EventStream {
-  /** Every event's text, in order. */
-  events: string[]
-  /** How the response ended: 'end' (complete), or the error that cut it. */
-  ended: Promise<string>
-}
-
-function openEventStream (port: number, path: string): Promise<EventStream> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, response => {
-      const events: string[] = []
-      let buffer = ''
-      response.setEncoding('utf8').on('data', (chunk: string) => {
-        buffer += chunk
-        const complete = buffer.split('\n\n')
-        buffer = complete.pop()!
-        events.push(...complete)
-      })
-      const ended = new Promise<string>(resolve => {
-        response.on('end', () => resolve('end'))
-        response.on('error', (err: Error) => resolve(err.message))
-        response.on('aborted', () => resolve('aborted'))
-      })
-      resolve({ events, ended })
-    }).on('error', reject)
-  })
-}
+import { openEventStream, request } from './helpers/http.js'
 
 interface Session { socket: WebSocket, closed: Promise<{ code: number, reason: string, at: number }> }
 

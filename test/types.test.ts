@@ -3,6 +3,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import gracefulTermination, {
+  type GracefulRouteConfig,
   type GracefulState,
   type GracefulTerminationOptions,
   type LifecycleState,
@@ -30,6 +31,16 @@ t.test('the decorator and the options are typed', async t => {
   t.same(watch.readinessDelay, { minimum: 8000 })
   const tracked: Promise<number> = app.graceful.track(Promise.resolve(42))
   const signal: AbortSignal = app.graceful.signal
+  assertType<Equal<typeof app.graceful.deadline, number | undefined>>()
+  const msLeft = (app.graceful.deadline ?? Infinity) - Date.now()
+  const resumable: GracefulTerminationOptions = { sseFinalEvent: request => `event: shutdown\ndata: ${JSON.stringify({ id: request.id })}\n\n` }
+  t.type(resumable.sseFinalEvent, 'function')
+  const routeSettings: GracefulRouteConfig = { limit: false, serveWhileStarting: true }
+  app.get('/realtime', { config: { graceful: routeSettings } }, async () => 'typed')
+  t.throws(() => {
+    // @ts-expect-error a route setting is a boolean
+    app.get('/typo', { config: { graceful: { limit: 'no' } } }, async () => 'x')
+  }, { code: 'FST_GRACEFUL_INVALID_OPTION' }, 'and is checked at runtime too')
 
   // @ts-expect-error gracePeriod is a number of milliseconds
   app.register(gracefulTermination, { gracePeriod: '30s' })
@@ -44,5 +55,6 @@ t.test('the decorator and the options are typed', async t => {
 
   t.equal(await tracked, 42)
   t.equal(signal.aborted, false)
+  t.equal(msLeft, Infinity, 'no deadline while serving')
   await t.rejects(async () => { await app.ready() }, { code: 'FST_GRACEFUL_INVALID_OPTION' }, 'the registrations above fail at runtime too')
 })

@@ -156,3 +156,32 @@ export async function rawClient (t: { teardown (fn: () => unknown): void }, port
     closed
   }
 }
+
+export interface EventStream {
+  /** Every event's text, in order. */
+  events: string[]
+  /** How the response ended: 'end' (complete), or the error that cut it. */
+  ended: Promise<string>
+}
+
+/** A GET of a Server-Sent Events stream; resolves once its headers have arrived. */
+export function openEventStream (port: number, path: string): Promise<EventStream> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent: false }, response => {
+      const events: string[] = []
+      let buffer = ''
+      response.setEncoding('utf8').on('data', (chunk: string) => {
+        buffer += chunk
+        const complete = buffer.split('\n\n')
+        buffer = complete.pop()!
+        events.push(...complete)
+      })
+      const ended = new Promise<string>(resolve => {
+        response.on('end', () => resolve('end'))
+        response.on('error', (err: Error) => resolve(err.message))
+        response.on('aborted', () => resolve('aborted'))
+      })
+      resolve({ events, ended })
+    }).on('error', reject)
+  })
+}
