@@ -1,15 +1,23 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { ServerResponse } from 'node:http'
 import { continueIfAwaited, type Connections, type RawResponse } from './connections.js'
+import { publishRefusal } from './diagnostics.js'
 import type { ConcurrencyLimit, Place } from './limit.js'
 import type { ResolvedOptions } from './options.js'
-import { QUEUE_FULL_BODY, QUEUE_TIMEOUT_BODY, refuse, SHUTTING_DOWN_BODY, STARTING_BODY } from './refusal.js'
+import { QUEUE_FULL_BODY, QUEUE_TIMEOUT_BODY, refuse, SHUTTING_DOWN_BODY, STARTING_BODY, type Refusal } from './refusal.js'
 import { servedWhileStarting, type RouteConfig } from './route-config.js'
+import type { DrainTally, RequestEnding } from './tally.js'
 import type { InFlight, InFlightTracker } from './tracker.js'
 
-/** Where a response keeps its count and its place in the limit until it ends. */
+/**
+ * Where a response keeps its count and its place in the limit until it ends; whether the plugin
+ * refused it, and whether the drain has counted its end (both only set on the responses concerned).
+ */
 const kInFlight = Symbol('fastify-graceful-termination.inFlight')
 const kPlace = Symbol('fastify-graceful-termination.place')
-type AdmittedResponse = RawResponse & { [kInFlight]?: InFlight<FastifyReply>, [kPlace]?: Place }
+const kRefused = Symbol('fastify-graceful-termination.refused')
+const kCounted = Symbol('fastify-graceful-termination.counted')
+type AdmittedResponse = RawResponse & { [kInFlight]?: InFlight<FastifyReply>, [kPlace]?: Place, [kRefused]?: true, [kCounted]?: true }
 
 export interface AdmissionOptions {
   options: Pick<ResolvedOptions, 'retryAfter' | 'queueTimeout'>
@@ -26,6 +34,8 @@ export interface AdmissionOptions {
   routeConfig: Pick<RouteConfig, 'outOfLimit'>
   /** Calls end() when the request is over: its response or its connection closed. */
   connections: Pick<Connections, 'follow'>
+  /** Told how each request that ends during the drain ended. */
+  tally: Pick<DrainTally, 'counting' | 'ended'>
 }
 
 export interface Admission {
@@ -35,6 +45,13 @@ export interface Admission {
   end (response: RawResponse): void
   /** The request of a response in flight (one this hook counted: not a probe's). */
   requestOf (response: RawResponse): FastifyRequest
+}
+
+/** How a request that ends during the drain is counted. */
+function endingOf (response: AdmittedResponse): RequestEnding {
+  if (response[kRefused] === true) return 'refused'
+  // A WebSocket's response is never written: its session ran until it closed.
+  return response.writableFinished || (response as ServerResponse).req?.headers.upgrade?.toLowerCase() === 'websocket' ? 'served' : 'abandoned'
 }
 
 function proceed (reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -47,7 +64,14 @@ function proceed (reply: FastifyReply, done: HookHandlerDoneFunction): void {
  * until it ends, refused ones included (they may still be reading a body), and the limit lets it
  * run, wait or be refused. A queued request was accepted, so the drain serves it.
  */
-export function createAdmission ({ options, tracker, serving, starting, limit, log, isProbe, routeConfig, connections }: AdmissionOptions): Admission {
+export function createAdmission ({ options, tracker, serving, starting, limit, log, isProbe, routeConfig, connections, tally }: AdmissionOptions): Admission {
+  /** Every 503 of the plugin: marked for the drain's count, published, sent. */
+  function refuseWith (request: FastifyRequest, reply: FastifyReply, body: Refusal): void {
+    (reply.raw as AdmittedResponse)[kRefused] = true
+    publishRefusal(body.code, request)
+    refuse(request, reply, body, options.retryAfter)
+  }
+
   function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     if (isProbe(request)) return proceed(reply, done)
     const response = reply.raw as AdmittedResponse
@@ -57,7 +81,7 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
     // Route config is read only while starting: building routeOptions costs on every request.
     if (starting() && !servedWhileStarting(request)) {
       log.debug({ reqId: request.id }, 'still starting: refused with 503')
-      return refuse(request, reply, STARTING_BODY, options.retryAfter)
+      return refuseWith(request, reply, STARTING_BODY)
     }
     if (limit === undefined || routeConfig.outOfLimit(request)) return proceed(reply, done)
 
@@ -65,12 +89,12 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
     const place = limit.enter(turn => {
       if (turn === 'run') return proceed(reply, done)
       log.debug({ reqId: request.id, queueTimeout: options.queueTimeout }, 'no slot within queueTimeout: refused with 503')
-      refuse(request, reply, QUEUE_TIMEOUT_BODY, options.retryAfter)
+      refuseWith(request, reply, QUEUE_TIMEOUT_BODY)
     }, mayQueue)
     if (place === undefined) {
       log.debug({ reqId: request.id, running: limit.running, queued: limit.queued },
         mayQueue ? 'every slot busy and the queue full: refused with 503' : 'every slot busy while draining: refused with 503')
-      return refuse(request, reply, mayQueue ? QUEUE_FULL_BODY : SHUTTING_DOWN_BODY, options.retryAfter)
+      return refuseWith(request, reply, mayQueue ? QUEUE_FULL_BODY : SHUTTING_DOWN_BODY)
     }
     response[kPlace] = place
     if (!place.waiting) return proceed(reply, done)
@@ -85,6 +109,11 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
       const leftTheQueue = place.waiting
       place.leave()
       if (leftTheQueue) log.debug({ reqId: inFlight.request.request.id, queued: limit!.queued }, 'client left while queued: its place is given back')
+    }
+    // A response can end twice (its connection closed first): the drain counts it once.
+    if (tally.counting && response[kCounted] !== true) {
+      response[kCounted] = true
+      tally.ended(endingOf(response))
     }
     tracker.end(inFlight)
   }

@@ -23,7 +23,11 @@ export { InvalidOptionError, NotRootError, StartupOverError } from './errors.js'
 import { StartupOverError } from './errors.js'
 export type { GracefulTerminationOptions, RoutingWatch, ShutdownSignal, SseFinalEvent } from './options.js'
 export type { PlatformName } from './platform.js'
-export type { LifecycleState, ShutdownOutcome } from './shutdown.js'
+export type { ConnectionCounts, LifecycleState, ShutdownOutcome } from './shutdown.js'
+export type { DrainCounts, RequestCounts, TaskCounts } from './tally.js'
+export { REFUSED_CHANNEL, SHUTDOWN_CHANNEL } from './diagnostics.js'
+export type { PhaseFigures, RefusedMessage, ShutdownMessage, ShutdownPhase } from './diagnostics.js'
+export type { RefusalCode } from './refusal.js'
 export type { HealthCheck, CheckResult } from './checks.js'
 export type { StartupWork } from './startup.js'
 export type { GracefulRouteConfig } from './route-config.js'
@@ -122,7 +126,10 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     get signal () { return sequence.signal },
     get deadline () { return sequence.deadline },
     shutdown: (reason = 'shutdown() called') => sequence.start(reason),
-    track: work => tracker.track(work),
+    track: work => {
+      sequence.tally.taskStarted()
+      return tracker.track(work)
+    },
     startup: work => {
       if (fastify.server.listening && gate.opened) throw new StartupOverError()
       return gate.add(work)
@@ -142,7 +149,8 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     log,
     isProbe,
     routeConfig,
-    connections
+    connections,
+    tally: sequence.tally
   })
   fastify.addHook('onRequest', admission.admit)
   connections.watch(fastify.server)

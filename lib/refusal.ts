@@ -18,6 +18,13 @@ export const STARTING_BODY = serviceUnavailable('FST_GRACEFUL_STARTING',
 export type Refusal = typeof SHUTTING_DOWN_BODY | typeof QUEUE_FULL_BODY | typeof QUEUE_TIMEOUT_BODY | typeof STARTING_BODY
 
 /**
+ * Why the plugin sent a 503: FST_GRACEFUL_STARTING (startup work pending), FST_GRACEFUL_QUEUE_FULL
+ * (every slot busy, the queue full), FST_GRACEFUL_QUEUE_TIMEOUT (no slot within queueTimeout),
+ * FST_GRACEFUL_SHUTTING_DOWN (no free slot while draining).
+ */
+export type RefusalCode = Refusal['code']
+
+/**
  * How much of a refused request's body is read and thrown away before the 503, as nginx's
  * lingering close does. A socket closed while the client still sends reaches it as a reset
  * (EPIPE, ECONNRESET) instead of the 503; past these bounds that risk is taken.

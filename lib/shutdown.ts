@@ -1,18 +1,29 @@
 import { performance } from 'node:perf_hooks'
 import type { Arrivals, ClosingIdle } from './connections.js'
+import { publishShutdownPhase, type PhaseFigures, type ShutdownPhase } from './diagnostics.js'
 import type { RoutingWatch } from './options.js'
+import { DrainTally, type DrainCounts } from './tally.js'
 import type { InFlightTracker } from './tracker.js'
 
 export type LifecycleState = 'starting' | 'serving' | 'draining' | 'closing' | 'closed'
 
-export interface ShutdownOutcome {
-  /** What started the shutdown: a signal name, 'uncaughtException', or the reason given to shutdown(). */
+/** What the shutdown did to the connections that carried no request at its end. */
+export interface ConnectionCounts {
+  /** Closed (with a FIN) once nothing was in flight: idle keep-alive, silent, half-sent. */
+  closedIdle: number
+  /** Destroyed: at the deadline every connection still open, else those whose client kept its side open. */
+  destroyed: number
+}
+
+export interface ShutdownOutcome extends DrainCounts {
+  /** What started the shutdown: a signal name, 'uncaught error', or the reason given to shutdown(). */
   reason: string
   /** Every request and tracked task finished before the drain deadline. */
   drained: boolean
   /** fastify.close() finished (its onClose hooks included) within the time left for it. */
   closed: boolean
   elapsedMs: number
+  connections: ConnectionCounts
 }
 
 export interface Logger {
@@ -100,10 +111,13 @@ export class ShutdownSequence {
   #state: LifecycleState = 'serving'
   #accepting = true
   #deadline: number | undefined = undefined
+  #reason = ''
   readonly #abort = new AbortController()
   readonly #timers = new Set<Timer>()
   readonly #options: ShutdownOptions
   #outcome: Promise<ShutdownOutcome> | undefined
+  /** Counts the requests and tasks of the drain; admission tells it how each request ended. */
+  readonly tally = new DrainTally()
 
   constructor (options: ShutdownOptions) {
     this.#options = options
@@ -147,11 +161,13 @@ export class ShutdownSequence {
 
     if (this.#state !== 'serving') {
       // Closed directly before a signal came: nothing to drain, only to report.
-      return { reason, drained: true, closed: this.#state === 'closed', elapsedMs: 0 }
+      return { reason, drained: true, closed: this.#state === 'closed', elapsedMs: 0, ...this.tally.stop(0, 0), connections: { closedIdle: 0, destroyed: 0 } }
     }
     this.#state = 'draining'
+    this.#reason = reason
     // Set before the signal aborts: a handler that wakes on it can plan with the deadline.
-    this.#deadline = Date.now() + budget.drainMs
+    const deadline = this.#deadline = Date.now() + budget.drainMs
+    this.tally.start(tracker.activeRequests, tracker.pendingTasks)
     this.#abort.abort(new Error(`shutting down: ${reason}`))
     log.info({
       reason,
@@ -161,6 +177,7 @@ export class ShutdownSequence {
       readinessDelay,
       drainDeadlineMs: budget.drainMs
     }, 'shutdown started: readiness now answers 503')
+    publishShutdownPhase(() => ({ ...this.#figures('started', elapsedMs), deadline }))
     // Counting starts with the signal: what arrives from now on is what still routes here. A replica
     // that never was ready was never routed to: it stops accepting at once.
     const delay = this.#options.starting()
@@ -180,6 +197,9 @@ export class ShutdownSequence {
     drainDeadline.cancel()
     await this.#stopAccepting(elapsedMs)
 
+    // What is still in flight now is cut: the counts are final.
+    const counts = this.tally.stop(tracker.activeRequests, tracker.pendingTasks)
+    const connections: ConnectionCounts = { closedIdle: 0, destroyed: 0 }
     let closeBudgetMs = budget.closeMs
     if (drained) {
       // Each client closes its side once it reads the FIN; that handshake takes its time from
@@ -187,30 +207,35 @@ export class ShutdownSequence {
       const closingStartedAt = performance.now()
       const closing = this.#timer(Math.floor(budget.closeMs / 2))
       const idle = this.#options.connections.closeIdle()
+      connections.closedIdle = idle.closed
       await Promise.race([idle.finSent, closing.elapsed])
       log.info({ elapsedMs: elapsedMs(), closedIdleConnections: idle.closed }, 'drained: no request or tracked task in flight')
+      publishShutdownPhase(() => ({ ...this.#figures('drained', elapsedMs), ...counts }))
       await Promise.race([this.#options.connections.allClosed(), closing.elapsed])
       closing.cancel()
       closeBudgetMs -= Math.round(performance.now() - closingStartedAt)
-      const keptOpen = this.#options.connections.destroyAll()
+      const keptOpen = connections.destroyed = this.#options.connections.destroyAll()
       if (keptOpen > 0) log.info({ elapsedMs: elapsedMs(), keptOpen }, 'destroyed the connections whose clients kept their side open')
     } else {
       const pending = tracker.pending()
       log.error({ elapsedMs: elapsedMs(), activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks },
         'drain deadline reached: cutting the work still in flight')
       for (const work of pending) log.error(work, `cut ${work.kind} still in flight at the drain deadline`)
+      publishShutdownPhase(() => ({ ...this.#figures('deadline', elapsedMs), ...counts }))
       // The closing handshakes take their time from fastify.close()'s.
       const endingStartedAt = performance.now()
       await this.#endLongLived(Math.floor(budget.closeMs / 2))
       closeBudgetMs -= Math.round(performance.now() - endingStartedAt)
-      this.#options.connections.destroyAll()
+      connections.destroyed = this.#options.connections.destroyAll()
     }
+    // The figures of the last line the sequence logs, whichever it is.
+    const figures = { ...counts, connections }
 
     if (this.#state === 'draining') this.#state = 'closing'
     const closeDeadline = this.#timer(closeBudgetMs)
     const closing = await Promise.race([
       this.#options.closeApp().then(() => 'closed' as const, (err: unknown) => {
-        log.error({ err, elapsedMs: elapsedMs() }, 'fastify.close() failed')
+        log.error({ err, elapsedMs: elapsedMs(), ...figures }, 'fastify.close() failed')
         return 'failed' as const
       }),
       closeDeadline.elapsed.then(() => 'overran' as const)
@@ -219,11 +244,19 @@ export class ShutdownSequence {
     const closed = closing === 'closed'
     if (closed) {
       this.#state = 'closed'
-      log.info({ elapsedMs: elapsedMs(), drained }, 'shutdown complete')
+      log.info({ elapsedMs: elapsedMs(), drained, ...figures }, 'shutdown complete')
     } else if (closing === 'overran') {
-      log.error({ elapsedMs: elapsedMs(), closeBudgetMs }, 'fastify.close() did not finish in time')
+      log.error({ elapsedMs: elapsedMs(), closeBudgetMs, ...figures }, 'fastify.close() did not finish in time')
     }
-    return { reason, drained, closed, elapsedMs: elapsedMs() }
+    const outcome: ShutdownOutcome = { reason, drained, closed, elapsedMs: elapsedMs(), ...figures }
+    publishShutdownPhase(() => ({ ...this.#figures('closed', elapsedMs), ...outcome }))
+    return outcome
+  }
+
+  /** What every message on the shutdown channel says, as of now. */
+  #figures<Phase extends ShutdownPhase> (phase: Phase, elapsedMs: () => number): PhaseFigures<Phase> {
+    const { tracker } = this.#options
+    return { phase, reason: this.#reason, elapsedMs: elapsedMs(), activeRequests: tracker.activeRequests, pendingTasks: tracker.pendingTasks }
   }
 
   /**
@@ -289,6 +322,7 @@ export class ShutdownSequence {
       activeRequests: this.#options.tracker.activeRequests,
       pendingTasks: this.#options.tracker.pendingTasks
     }, 'stopped accepting connections; waiting for in-flight work')
+    publishShutdownPhase(() => ({ ...this.#figures('stopped-accepting', elapsedMs), acceptedWhileClosing }))
   }
 
   /** A timer that closed() cancels, so a closed instance leaves nothing scheduled. */

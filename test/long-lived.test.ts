@@ -88,4 +88,6 @@ t.test('a session its client ends during the drain lets the process exit 0; a ne
   t.equal((await session.closed).code, 1000)
   t.equal((await app.exited).code, 0)
   t.notOk(app.logs.some(line => line.url === '/ws' && hasMessage(/^cut /)(line)), 'the session was not cut')
+  t.match(app.logs.find(hasMessage(/^shutdown complete$/)), { requests: { inFlightAtStart: 1, served: 1, abandoned: 0, cut: 0 } },
+    'a session that closed during the drain counts as served')
 })

@@ -1,5 +1,7 @@
 // The shutdown sequence alone, driven through fakes: no server, no process.
 import t from 'tap'
+import diagnosticsChannel from 'node:diagnostics_channel'
+import { SHUTDOWN_CHANNEL, type ShutdownMessage } from '../lib/diagnostics.js'
 import { gracePeriodBudget, ShutdownSequence, type ShutdownOptions } from '../lib/shutdown.js'
 import { InFlightTracker, type RequestInfo } from '../lib/tracker.js'
 import { LogWatcher } from './helpers/log-watcher.js'
@@ -125,6 +127,52 @@ t.test('the drain deadline logs what is pending, cuts it and still closes', asyn
     { level: 'error', fields: { kind: 'request', method: 'POST', url: '/predict', id: 'req-7', ageMs: Number } },
     { level: 'error', fields: { kind: 'task', ageMs: Number } }
   ])
+})
+
+/** Every message published on the shutdown channel while `run` runs. */
+async function publishedDuring (run: () => Promise<unknown>): Promise<ShutdownMessage[]> {
+  const messages: ShutdownMessage[] = []
+  const subscriber = (message: unknown): void => { messages.push(message as ShutdownMessage) }
+  diagnosticsChannel.subscribe(SHUTDOWN_CHANNEL, subscriber)
+  try {
+    await run()
+  } finally {
+    diagnosticsChannel.unsubscribe(SHUTDOWN_CHANNEL, subscriber)
+  }
+  return messages
+}
+
+t.test('a deadline that comes during readinessDelay: stopped-accepting is still published before it', async t => {
+  const { options, tracker } = fakeOptions({ gracePeriod: 100, readinessDelay: 90 })
+  tracker.begin({ method: 'GET', url: '/long', id: '1' })
+  const sequence = new ShutdownSequence(options)
+  const messages = await publishedDuring(() => sequence.start('SIGTERM'))
+  t.same(messages.map(message => message.phase), ['started', 'stopped-accepting', 'deadline', 'closed'])
+  t.match(messages[2], { activeRequests: 1, requests: { inFlightAtStart: 1, arrived: 0, served: 0, cut: 1 } })
+  t.match(messages[3], { reason: 'SIGTERM', drained: false, closed: true, requests: { cut: 1 }, connections: { closedIdle: 0, destroyed: 0 } })
+})
+
+t.test('the tally: each request that ends during the drain once, tasks tracked during it, the rest cut', async t => {
+  const { options, tracker } = fakeOptions({ gracePeriod: 200 })
+  const sequence = new ShutdownSequence(options)
+  const atStart = tracker.begin({ method: 'GET', url: '/a', id: '1' })
+  tracker.track(new Promise(() => {}))
+  const done = sequence.start('SIGTERM')
+  t.equal(sequence.tally.counting, true)
+  sequence.tally.ended('served')
+  tracker.end(atStart)
+  const refused = tracker.begin({ method: 'GET', url: '/b', id: '2' })
+  sequence.tally.ended('refused')
+  tracker.end(refused)
+  tracker.begin({ method: 'GET', url: '/c', id: '3' })
+  sequence.tally.taskStarted()
+  tracker.track(Promise.resolve())
+  const outcome = await done
+  t.equal(sequence.tally.counting, false)
+  t.same(outcome.requests, { inFlightAtStart: 1, arrived: 2, served: 1, refused: 1, abandoned: 0, cut: 1 })
+  t.same(outcome.tasks, { inFlightAtStart: 1, started: 1, settled: 1, cut: 1 })
+  sequence.tally.taskStarted()
+  t.same(sequence.tally.stop(0, 0).tasks.started, 1, 'a task after the drain is not counted')
 })
 
 t.test('a close that hangs or fails is reported, not awaited forever', async t => {
