@@ -26,7 +26,7 @@ function abortable (port: number, path: string): { hangUp (): void, outcome: Pro
 t.test('a drain that completes: started, stopped-accepting, drained, closed; each request counted as its client saw it', async t => {
   const app = await startApp(t, {
     options: { gracePeriod: 10_000, readinessDelay: 2000, maxConcurrency: 3 },
-    env: { FIXTURE_DIAGNOSTICS: '1' }
+    env: { FIXTURE_DIAGNOSTICS: '1', FIXTURE_OUTSIDE_LIMIT: '1' }
   })
   const open = await openConnections(t, app.port, 3)
   // Every slot taken: two requests to be served, one whose client will hang up during the drain.
@@ -39,7 +39,7 @@ t.test('a drain that completes: started, stopped-accepting, drained, closed; eac
 
   app.kill('SIGTERM')
   const started = await app.waitForLog(phase('started'))
-  t.match(started, { reason: 'SIGTERM', elapsedMs: 0, activeRequests: 3, pendingTasks: 0, deadline: Number })
+  t.match(started, { reason: 'SIGTERM', elapsedMs: Number, activeRequests: 3, pendingTasks: 0, deadline: Number })
   // During readinessDelay, on connections already open: two find no slot, one route is outside the limit.
   const refusedDuring = await Promise.all([request(app.port, '/slow?ms=1&during=1', { agent: open }), request(app.port, '/slow?ms=1&during=2', { agent: open })])
   t.same(refusedDuring.map(response => [response.status, response.json().code]), [[503, 'FST_GRACEFUL_SHUTTING_DOWN'], [503, 'FST_GRACEFUL_SHUTTING_DOWN']])
@@ -92,6 +92,11 @@ t.test('a drain cut at its deadline: started, stopped-accepting, deadline, close
   t.match(phases[3], { drained: false, closed: true, requests, tasks, connections: { closedIdle: 0, destroyed: 2 } })
   t.match(app.logs.find(hasMessage(/^shutdown complete$/)), { drained: false, requests, tasks })
   t.same(refusalsOf(app), [])
+})
+
+t.test('the channels have the names the README gives them', async t => {
+  t.equal(SHUTDOWN_CHANNEL, 'fastify-graceful-termination.shutdown')
+  t.equal(REFUSED_CHANNEL, 'fastify-graceful-termination.refused')
 })
 
 t.test('without a subscriber nothing is built: neither the phase message nor anything read off the request', async t => {
