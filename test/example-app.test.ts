@@ -144,7 +144,9 @@ t.test('a /realtime session echoes, and one open at the drain deadline gets 1001
 
 t.test('/realtime sessions take no slot: with replica_concurrency 1, /predict runs beside two of them', async t => {
   const app = await startExampleApp(t, { env: { MAX_CONCURRENCY: '1' } })
-  const sessions = [new WebSocket(`ws://127.0.0.1:${app.port}/realtime`), new WebSocket(`ws://127.0.0.1:${app.port}/realtime`)]
+  // A session refused a slot would wait in the queue for good: its handshake times out instead.
+  const open = (): WebSocket => new WebSocket(`ws://127.0.0.1:${app.port}/realtime`, { handshakeTimeout: 10_000 })
+  const sessions = [open(), open()]
   for (const session of sessions) session.on('error', () => {})
   await app.waitForLog(line => app.logs.filter(requestFor('/realtime')).length === 2 && requestFor('/realtime')(line))
   // Inside the limit, the first session would hold the slot and the second the one place in the
