@@ -78,7 +78,8 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
     response[kInFlight] = tracker.begin(reply)
     // Requests through a server are followed already; this catches inject() and routers called directly.
     connections.follow(request.raw, response)
-    // Route config is read only while starting: building routeOptions costs on every request.
+    // Route config is read only while starting, and for the limit once a route is outside it:
+    // building routeOptions costs on every request.
     if (starting() && !servedWhileStarting(request)) {
       log.debug({ reqId: request.id }, 'still starting: refused with 503')
       return refuseWith(request, reply, STARTING_BODY)
