@@ -95,7 +95,7 @@ t.test('the packed package in fresh apps', async t => {
         'tsconfig.nodenext.json': tsconfig('nodenext', 'app.mts'),
         'tsconfig.bundler.json': tsconfig('bundler', 'app.ts')
       })
-      await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(packDir, packed!.filename), `fastify@${fastify}`, '@types/node@20'], { cwd: dir })
+      await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(packDir, packed!.filename), `fastify@${fastify}`, '@types/node@22'], { cwd: dir })
       t.same(await copiesOf(join(dir, 'node_modules'), 'fastify'), [join(dir, 'node_modules', 'fastify')], 'one copy of fastify: the app\'s')
 
       for (const config of ['tsconfig.nodenext.json', 'tsconfig.bundler.json']) {
