@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Server } from 'node:net'
 import { createAdmission } from './admission.js'
 import { Connections } from './connections.js'
 import { finalEventOf } from './final-event.js'
@@ -13,6 +12,7 @@ import { failProcess, handleProcessSignals } from './process-signals.js'
 import { assertRootInstance, FASTIFY_CLI_WARNING, startedByFastifyCli } from './registration.js'
 import { createRouteConfig } from './route-config.js'
 import { isProbeRequest, registerProbeRoutes } from './routes.js'
+import { addressesNotWatched, extraServers } from './servers.js'
 import { StartupGate, type StartupWork } from './startup.js'
 import { CheckSet } from './checks.js'
 import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './shutdown.js'
@@ -155,7 +155,12 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   fastify.addHook('onRequest', admission.admit)
   connections.watch(fastify.server)
   fastify.addHook('onListen', async () => {
-    for (const server of extraServers(fastify)) connections.watch(server)
+    const extra = extraServers(fastify)
+    for (const server of extra) connections.watch(server)
+    const notWatched = addressesNotWatched(fastify, [fastify.server, ...extra])
+    if (notWatched.length > 0) {
+      log.error({ addresses: notWatched }, 'listening on addresses whose server this plugin cannot find: their connections will not drain (this Fastify release keeps its servers elsewhere; please report it)')
+    }
     tellPm2Ready()
   })
   fastify.addHook('preClose', async () => sequence.closeStarted())
@@ -201,16 +206,9 @@ function logSettings ({ options, platform, sources, warnings }: Resolution, log:
   for (const { fields, message } of warnings) log.warn(fields, message)
 }
 
-/**
- * The servers Fastify adds for the other addresses of the host it listens on (`localhost` is
- * 127.0.0.1 and ::1). The root instance keeps them under a private symbol, found by its description.
- */
-function extraServers (fastify: FastifyInstance): Server[] {
-  const symbol = Object.getOwnPropertySymbols(fastify).find(key => key.description === 'fastify.serverBindings')
-  return symbol === undefined ? [] : (fastify as unknown as Record<symbol, Server[]>)[symbol] ?? []
-}
-
-export default fp(gracefulTermination, {
+/** The plugin; the same function is the default export and the named one, as the official plugins do. */
+export const fastifyGracefulTermination = fp(gracefulTermination, {
   fastify: '5.x',
   name: 'fastify-graceful-termination'
 })
+export default fastifyGracefulTermination

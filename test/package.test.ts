@@ -14,12 +14,13 @@ const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
 
 /** The same app, typed: every public name is used, and a wrong option must not compile. */
 const APP_TS = `import Fastify from 'fastify'
-import gracefulTermination, { InvalidOptionError, NotRootError, type GracefulTerminationOptions, type ShutdownOutcome } from 'fastify-graceful-termination'
+import gracefulTermination, { fastifyGracefulTermination, InvalidOptionError, NotRootError, type GracefulTerminationOptions, type ShutdownOutcome } from 'fastify-graceful-termination'
 import { cerebriumOptions, InvalidCerebriumConfigError } from 'fastify-graceful-termination/cerebrium'
 
 const options: GracefulTerminationOptions = { gracePeriod: 5000, handleSignals: false, closeWebSockets: 'on-drain' }
 const app = Fastify()
 await app.register(gracefulTermination, options)
+await Fastify().register(fastifyGracefulTermination, options)
 // @ts-expect-error gracePeriod is a number of milliseconds
 await app.register(gracefulTermination, { gracePeriod: '5s' })
 const state: 'starting' | 'serving' | 'draining' | 'closing' | 'closed' = app.graceful.state
@@ -29,7 +30,7 @@ const settings = cerebriumOptions({ env: {} })
 export { state, outcome, codes, settings }
 `
 
-/** What runs: registers, serves a request, shuts down; prints the state it ended in. */
+/** What runs: registers, serves a request, shuts down; prints the state it ended in, and whether the named export is the default one. */
 const appJs = (load: string): string => `${load}
 const app = Fastify()
 app.register(gracefulTermination, { handleSignals: false })
@@ -37,13 +38,13 @@ app.get('/', async () => ({ state: app.graceful.state }))
 app.ready().then(async () => {
   const response = await app.inject('/')
   const outcome = await app.graceful.shutdown('consumer test')
-  console.log(JSON.stringify({ response: response.json(), closed: outcome.closed, state: app.graceful.state }))
+  console.log(JSON.stringify({ response: response.json(), closed: outcome.closed, state: app.graceful.state, named: fastifyGracefulTermination === gracefulTermination }))
 })
 `
 const ESM = appJs(`import Fastify from 'fastify'
-import gracefulTermination from 'fastify-graceful-termination'`)
+import gracefulTermination, { fastifyGracefulTermination } from 'fastify-graceful-termination'`)
 const CJS = appJs(`const Fastify = require('fastify')
-const gracefulTermination = require('fastify-graceful-termination').default`)
+const { default: gracefulTermination, fastifyGracefulTermination } = require('fastify-graceful-termination')`)
 
 const tsconfig = (moduleResolution: 'nodenext' | 'bundler', file: string): string => JSON.stringify({
   compilerOptions: {
@@ -94,7 +95,7 @@ t.test('the packed package in fresh apps', async t => {
         'tsconfig.nodenext.json': tsconfig('nodenext', 'app.mts'),
         'tsconfig.bundler.json': tsconfig('bundler', 'app.ts')
       })
-      await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(packDir, packed!.filename), `fastify@${fastify}`, '@types/node@20'], { cwd: dir })
+      await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(packDir, packed!.filename), `fastify@${fastify}`, '@types/node@22'], { cwd: dir })
       t.same(await copiesOf(join(dir, 'node_modules'), 'fastify'), [join(dir, 'node_modules', 'fastify')], 'one copy of fastify: the app\'s')
 
       for (const config of ['tsconfig.nodenext.json', 'tsconfig.bundler.json']) {
@@ -103,7 +104,7 @@ t.test('the packed package in fresh apps', async t => {
       }
       for (const file of ['app.mjs', 'app.cjs']) {
         const { stdout } = await run(process.execPath, [file], { cwd: dir })
-        t.same(JSON.parse(stdout), { response: { state: 'serving' }, closed: true, state: 'closed' }, `${file} runs`)
+        t.same(JSON.parse(stdout), { response: { state: 'serving' }, closed: true, state: 'closed', named: true }, `${file} runs; the named export is the default one`)
       }
       if (fastify === 'latest') {
         // Through npm's link, as npx runs it: the shebang and the executable bit must be right.
