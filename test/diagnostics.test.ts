@@ -94,7 +94,7 @@ t.test('a drain cut at its deadline: started, stopped-accepting, deadline, close
   t.same(refusalsOf(app), [])
 })
 
-t.test('the channels have the names the README gives them', async t => {
+t.test('the channels have the names docs/observability.md gives them', async t => {
   t.equal(SHUTDOWN_CHANNEL, 'fastify-graceful-termination.shutdown')
   t.equal(REFUSED_CHANNEL, 'fastify-graceful-termination.refused')
 })

@@ -1,4 +1,4 @@
-// The README's Prometheus and OpenTelemetry recipes, taken from the README as they are written and
+// The Prometheus recipe of the README and the OpenTelemetry one of docs/observability.md, as written,
 // run against a real server through a drain: what they record is what the clients saw.
 import t from 'tap'
 import Fastify from 'fastify'
@@ -10,13 +10,14 @@ import { register } from 'prom-client'
 import gracefulTermination from '../lib/index.js'
 import { request } from './helpers/http.js'
 
-const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+/** Where the recipes are written for users. */
+const DOCS = ['../README.md', '../docs/observability.md'].map(file => readFileSync(new URL(file, import.meta.url), 'utf8')).join('\n')
 const PLUGIN = new URL('../lib/index.js', import.meta.url).href
 
 /** The code block under `<!-- recipe: name -->`, importing this tree's plugin. */
 function recipe (name: string): string {
-  const block = new RegExp(`<!-- recipe: ${name} -->\\n\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(README)
-  if (block === null) throw new Error(`the README has no recipe ${name}`)
+  const block = new RegExp(`<!-- recipe: ${name} -->\\n\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(DOCS)
+  if (block === null) throw new Error(`neither the README nor docs/observability.md has the recipe ${name}`)
   return block[1]!.replaceAll("'fastify-graceful-termination'", `'${PLUGIN}'`)
 }
 
@@ -33,7 +34,7 @@ class RecordedSpan {
 const spans: RecordedSpan[] = []
 const counted: Array<{ name: string, value: number, attributes: unknown }> = []
 
-t.test('the README recipes record the refusals and the counts of a drain, as the clients saw them', async t => {
+t.test('the recipes record the refusals and the counts of a drain, as the clients saw them', async t => {
   // The SDK starts before the app (node --import): its providers are in place when the recipe loads.
   metrics.setGlobalMeterProvider({
     getMeter: () => ({ createCounter: (name: string) => ({ add: (value: number, attributes: unknown) => counted.push({ name, value, attributes }) }) })
