@@ -158,8 +158,3 @@ async function shutDown ({ signal, err, manual }: { signal?: string, err?: unkno
   if (appExitCode !== 0) log.info({ exitCode: appExitCode }, 'exiting with the exit code the app set')
   return appExitCode
 }
-
-/** For tests: how many instances the process handlers serve. */
-export function participantCount (): number {
-  return participants.size
-}

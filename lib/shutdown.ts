@@ -125,9 +125,6 @@ export class ShutdownSequence {
 
   get state (): LifecycleState { return this.#state }
 
-  /** False once readinessDelay has passed: the listeners are closing or closed. */
-  get accepting (): boolean { return this.#accepting }
-
   /** Aborted when draining starts, so long-lived handlers can end cleanly. */
   get signal (): AbortSignal { return this.#abort.signal }
 
