@@ -62,10 +62,12 @@ export class ContainerService implements Service {
   static async start (spec: ContainerSpec, built: BuiltContainer, { hostPort, env, signal }: { hostPort: number, env: NodeJS.ProcessEnv, signal?: AbortSignal | undefined }): Promise<ContainerService> {
     const name = `graceful-shutdown-check-${randomBytes(6).toString('hex')}`
     const { engine, image } = built
+    const remove = (): Promise<unknown> => runEngine(engine, ['rm', '--force', name], { env })
+    // Aborted while the engine was creating it, the container may exist all the same.
     const run = await runEngine(engine, ['run', '--detach', '--name', name, '--publish', `127.0.0.1:${hostPort}:${spec.containerPort}`,
-      '--env', `PORT=${spec.containerPort}`, image, ...spec.commandOverride ?? []], { env, signal })
+      '--env', `PORT=${spec.containerPort}`, image, ...spec.commandOverride ?? []], { env, signal }).catch(async (err: unknown) => { await remove(); throw err })
     if (run.code !== 0) {
-      await runEngine(engine, ['rm', '--force', name], { env })
+      await remove()
       throw new StartError(`${engine} run of ${image} failed (exit code ${run.code})`, run.lines)
     }
     const service = new ContainerService(engine, name, env)

@@ -126,9 +126,14 @@ t.test('the bin: a bad value exits 2 with the message on stderr, nothing started
 })
 
 t.test('an engine that is not on the PATH fails the run, saying so', async t => {
-  const run = await runBin(t, ['verify', '--port', '1', '--dockerfile', join(repoRoot, 'Dockerfile'), '--engine', 'podman'], {
-    env: { ...process.env, PATH: t.testdir({}) }
-  })
-  t.equal(run.code, 1)
-  t.match(run.stdout, /podman could not be run: spawn podman ENOENT/)
+  const env = { ...process.env, PATH: t.testdir({}) }
+  const dockerfile = join(repoRoot, 'Dockerfile')
+  const [named, auto] = await Promise.all([
+    runBin(t, ['verify', '--dockerfile', dockerfile, '--engine', 'podman'], { env }),
+    runBin(t, ['verify', '--dockerfile', dockerfile, '--engine', 'auto'], { env })
+  ])
+  t.equal(named.code, 1)
+  t.match(named.stdout, /FAIL: podman could not be run: spawn podman ENOENT/)
+  t.equal(auto.code, 1)
+  t.match(auto.stdout, /FAIL: --engine auto: neither docker nor podman is on the PATH with an engine that answers `info`/)
 })

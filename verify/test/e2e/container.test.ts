@@ -2,9 +2,26 @@
 // stopped by the engine, drains; the same image with `npm start` as its command loses requests.
 // The base image is made here once (no registry is reachable) and kept in podman's store.
 import t from 'tap'
+import { execFile } from 'node:child_process'
+import net from 'node:net'
+import { once } from 'node:events'
+import { promisify } from 'node:util'
 import { findBinary } from '../../../test/helpers/system.js'
+import { parseArguments, resolveSettings, verify } from '../../src/index.js'
 import { classified, repoRoot, verifyJson } from '../helpers.js'
 import { ensureBaseImage, podmanConfig } from './podman.js'
+
+const run = promisify(execFile)
+
+/** The containers verify started and left behind: none, ever. */
+async function leftBehind (env: NodeJS.ProcessEnv): Promise<string[]> {
+  const { stdout } = await run('podman', ['ps', '--all', '--filter', 'name=graceful-shutdown-check-', '--format', '{{.Names}}'], { env })
+  return stdout.split('\n').filter(Boolean)
+}
+
+// Cold, the base image (debootstrap) and the first build (npm ci of the dev dependencies) take
+// minutes; warm, podman's store has both and the whole file takes well under one.
+t.setTimeout(15 * 60_000)
 
 const missing = ['podman', 'runc', 'debootstrap'].filter(name => findBinary(name) === undefined)
 const skip = missing.length > 0 && `${missing.join(', ')} not installed (apt-get install podman runc debootstrap; .ci/run does it)`
@@ -38,7 +55,8 @@ t.test('the container of the project\'s Dockerfile, and the same image started w
   })
 
   t.test('npm start as PID 1: npm exits at the signal and the kernel kills node with its requests', async t => {
-    const { code, report } = await verifyJson(t, [...PREDICT, '--', 'npm', 'start'], { cwd: repoRoot, env })
+    // --engine auto: docker's client may be on the PATH without a daemon; podman answers.
+    const { code, report } = await verifyJson(t, [...PREDICT.slice(0, -1), 'auto', '--', 'npm', 'start'], { cwd: repoRoot, env })
     t.equal(code, 1)
     t.same(report.command, ['npm', 'start'])
     const requests = report.requests!
@@ -49,5 +67,25 @@ t.test('the container of the project\'s Dockerfile, and the same image started w
     t.match(report.failures, [/requests? lost/, /exited with code 1/])
     t.ok(report.output.some(line => /npm error signal SIGTERM/.test(line)), 'npm says the script\'s shell died of SIGTERM')
     t.notOk(report.output.some(line => /shutdown started/.test(line)), 'node never saw the signal: its drain never started')
+  })
+
+  t.test('a published port already taken: the engine\'s run fails, saying so, and no container is left', async t => {
+    const taken = net.createServer().listen(0, '127.0.0.1')
+    await once(taken, 'listening')
+    t.teardown(() => taken.close())
+    const { port } = taken.address() as net.AddressInfo
+    const { code, report } = await verifyJson(t, [...PREDICT, '--port', String(port)], { cwd: repoRoot, env })
+    t.equal(code, 1)
+    t.match(report.failures, [/^podman run of graceful-shutdown-check:\w+ failed \(exit code \d+\)$/])
+    t.ok(report.output.some(line => /address already in use/.test(line)), 'with the engine\'s words')
+    t.same(await leftBehind(env), [])
+  })
+
+  t.test('verify() aborted while the image builds: the build is stopped, nothing is left, it rejects with the reason', async t => {
+    const options = resolveSettings(parseArguments(PREDICT)!, { cwd: repoRoot })
+    const controller = new AbortController()
+    const running = verify(options, { env, signal: controller.signal, onProgress: ({ phase }) => { if (phase === 'building') controller.abort(new Error('stop building')) } })
+    await t.rejects(running, { message: 'stop building' })
+    t.same(await leftBehind(env), [])
   })
 })

