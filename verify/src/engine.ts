@@ -36,8 +36,8 @@ async function answers (engine: EngineName, env: NodeJS.ProcessEnv, signal: Abor
   try {
     return (await runEngine(engine, ['info'], { env, signal })).code === 0
   } catch (err) {
-    if (err instanceof StartError) return false
-    throw err
+    if (!(err instanceof StartError)) throw err
+    return false
   }
 }
 
