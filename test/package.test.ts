@@ -4,7 +4,7 @@
 // into an empty folder, and run against the example app and bare Fastify.
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -112,6 +112,19 @@ t.test('the packed package in fresh apps', async t => {
   }
 })
 
+/** The verify command's API as a program uses it; a wrong option type must not compile. */
+const VERIFY_TS = `import { formatReport, judge, parseArguments, resolveSettings, verify, UsageError, type Report, type Run } from 'graceful-shutdown-check'
+
+const options = resolveSettings(parseArguments(['--route', 'POST /predict', '--', 'node', 'server.js'])!, { cwd: process.cwd() })
+const run: Promise<Run> = verify(options, { signal: AbortSignal.timeout(1000), onProgress: ({ phase, sent }) => { console.log(phase, sent) } })
+// @ts-expect-error the signal is an AbortSignal
+verify(options, { signal: 1000 })
+const report: Report = judge(options, await run)
+const text: string = formatReport(report)
+const code: string = new UsageError('x').code
+export { text, code }
+`
+
 /** What `npm install` put in node_modules: every package of its lockfile, by path. */
 async function installedPackages (dir: string): Promise<string[]> {
   const lock = JSON.parse(await readFile(join(dir, 'node_modules', '.package-lock.json'), 'utf8')) as { packages: Record<string, unknown> }
@@ -137,6 +150,13 @@ t.test('the packed verify command, alone in an empty folder, against the example
   t.comment(`installed: ${installed.join(', ')}`)
   t.ok(installed.length <= 6, `${installed.length} packages installed, at most 6`)
   t.same(installed.filter(path => /fastify/.test(path)), [], 'no Fastify, no plugin')
+
+  // Its API, typed: the steps the bin takes, compiled as a consumer compiles them.
+  await run('npm', ['install', '--no-audit', '--no-fund', '@types/node@20'], { cwd: dir })
+  await writeFile(join(dir, 'check.mts'), VERIFY_TS)
+  await writeFile(join(dir, 'tsconfig.json'), tsconfig('nodenext', 'check.mts'))
+  const compiled = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir }).then(() => 'compiles', (err: { stdout: string }) => err.stdout)
+  t.equal(compiled, 'compiles', 'its types compile, skipLibCheck false')
 
   // Through npm's link, as npx runs it: the shebang and the executable bit must be right.
   const bin = join(dir, 'node_modules', '.bin', 'graceful-shutdown-check')

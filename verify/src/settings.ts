@@ -55,25 +55,25 @@ const DEFAULT_GRACE_PERIOD_MS = 30_000
  */
 export function resolveSettings (args: VerifyArguments, { cwd = process.cwd() } = {}): VerifyOptions {
   const stage = args.dockerfile === undefined ? undefined : readDockerfile(args.dockerfile, cwd)
-  const service = serviceSpec(args, stage, cwd)
-
-  let gracePeriod = args.gracePeriod
-  let gracePeriodSource = '--grace-period'
-  if (gracePeriod === undefined) {
-    const toml = join(cwd, 'cerebrium.toml')
-    gracePeriod = gracePeriodFromToml(toml)
-    gracePeriodSource = gracePeriod === undefined ? 'default' : relative(cwd, toml)
-    gracePeriod ??= DEFAULT_GRACE_PERIOD_MS
-  }
-  const { command: _command, dockerfile: _dockerfile, engine: _engine, json: _json, ...rest } = args
+  const { gracePeriod, source } = gracePeriodOf(args, cwd)
+  // What named the service and how to print the report are resolved here, or are the bin's.
+  const { command, dockerfile, engine, json, ...rest } = args
   return {
     ...rest,
-    service,
+    service: serviceSpec(args, stage, cwd),
     signal: args.signal ?? stage?.stopSignal ?? 'SIGTERM',
     gracePeriod,
-    gracePeriodSource,
+    gracePeriodSource: source,
     timeout: args.timeout ?? gracePeriod
   }
+}
+
+/** --grace-period, else response_grace_period of ./cerebrium.toml, else 30 s. */
+function gracePeriodOf (args: VerifyArguments, cwd: string): { gracePeriod: number, source: string } {
+  if (args.gracePeriod !== undefined) return { gracePeriod: args.gracePeriod, source: '--grace-period' }
+  const toml = join(cwd, 'cerebrium.toml')
+  const fromToml = gracePeriodFromToml(toml)
+  return fromToml === undefined ? { gracePeriod: DEFAULT_GRACE_PERIOD_MS, source: 'default' } : { gracePeriod: fromToml, source: relative(cwd, toml) }
 }
 
 function readDockerfile (file: string, cwd: string): RunStage & { path: string } {
