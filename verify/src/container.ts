@@ -93,7 +93,8 @@ export class ContainerService implements Service {
   async stop (_signal: NodeJS.Signals, gracePeriodMs: number): Promise<{ killed: boolean }> {
     const seconds = Math.ceil(gracePeriodMs / 1000)
     const stoppedAt = performance.now()
-    await runEngine(this.#engine, ['stop', '--time', String(seconds), this.#name], { env: this.#env })
+    // -t: docker's --timeout and podman's --time, under the one short name both take.
+    await runEngine(this.#engine, ['stop', '-t', String(seconds), this.#name], { env: this.#env })
     const exit = await this.exited
     // The engine tells no more than the exit code: 137 once the grace period is over is its SIGKILL.
     return { killed: exit.code === KILLED && exit.at - stoppedAt >= seconds * 1000 }

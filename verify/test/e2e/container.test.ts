@@ -69,6 +69,19 @@ t.test('the container of the project\'s Dockerfile, and the same image started w
     t.notOk(report.output.some(line => /shutdown started/.test(line)), 'node never saw the signal: its drain never started')
   })
 
+  t.test('node with no SIGTERM handler as PID 1 ignores the signal: the engine\'s SIGKILL at the grace period ends it', async t => {
+    // The same process dies of SIGTERM outside a container: the kernel spares PID 1 a signal's default action.
+    const server = "require('node:http').createServer((request, response) => response.end('ok')).listen(8000)"
+    const { code, report } = await verifyJson(t, ['--warmup', '1000', '--grace-period', '2000', '--dockerfile', 'Dockerfile', '--engine', 'podman',
+      '--', 'node', '-e', server], { cwd: repoRoot, env })
+    t.equal(code, 1)
+    t.match(report.exit, { code: 137, signal: null })
+    t.ok(report.exit!.afterSignalMs! >= 2000, `exit ${report.exit!.afterSignalMs} ms after the stop`)
+    t.match(report.gracePeriod, { ms: 2000, exceeded: true })
+    t.ok(report.failures.some(failure => /^still running 2000 ms after SIGTERM \(the grace period\): SIGKILL sent/.test(failure)), 'the grace period is why it failed')
+    t.ok(report.requests!.ok > 0, 'it served until then')
+  })
+
   t.test('a published port already taken: the engine\'s run fails, saying so, and no container is left', async t => {
     const taken = net.createServer().listen(0, '127.0.0.1')
     await once(taken, 'listening')
