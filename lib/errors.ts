@@ -34,11 +34,3 @@ export const StartupOverError: PluginError<'FST_GRACEFUL_STARTUP_OVER', []> = cr
     'what must settle before the first request is served. Call it before listen().',
   500
 )
-
-/** A command line that `fastify-graceful-termination verify` cannot run: the bin exits 2 with it. */
-export const UsageError: PluginError<'FST_GRACEFUL_VERIFY_USAGE', [problem: string]> = createError(
-  'FST_GRACEFUL_VERIFY_USAGE',
-  'fastify-graceful-termination verify: %s',
-  500,
-  TypeError
-)

@@ -1,3 +1,4 @@
-// Every test is held to the coverage of the plugin's sources (lib/), whichever of them it loads.
-// The compiled copies that the example-app and package tests run (dist/) are not sources.
-export default () => ['lib/**/*.ts']
+// Every test is held to the coverage of the sources of the package it tests, whichever of them it
+// loads: the plugin's (lib/) or the verify command's (verify/src/). The compiled copies that the
+// example-app and package tests run (dist/) are not sources.
+export default (test) => test.startsWith('verify/') ? ['verify/src/**/*.ts'] : ['lib/**/*.ts']

@@ -1,12 +1,14 @@
-// The package as a user gets it: packed, installed into fresh apps next to the oldest and the
-// newest Fastify 5, compiled with TypeScript's strictest library checks under both module
-// resolutions, and run as ESM and as CommonJS.
+// The packages as a user gets them: the plugin packed, installed into fresh apps next to the
+// oldest and the newest Fastify 5, compiled with TypeScript's strictest library checks under both
+// module resolutions, and run as ESM and as CommonJS; the verify command packed, installed alone
+// into an empty folder, and run against the example app and bare Fastify.
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { exampleAppEnv } from './helpers/example-app.js'
 
 const run = promisify(execFile)
 const repoRoot = fileURLToPath(new URL('..', import.meta.url))
@@ -76,11 +78,12 @@ t.test('the packed package in fresh apps', async t => {
   const [packed] = JSON.parse(stdout) as Array<{ filename: string, files: Array<{ path: string }>, size: number }>
   const files = packed!.files.map(file => file.path)
   t.comment(`${packed!.filename}: ${files.length} files, ${packed!.size} bytes packed`)
-  t.ok(files.includes('LICENSE') && files.includes('README.md') && files.includes('dist/lib/index.js') && files.includes('dist/lib/bin.js'),
-    'LICENSE, README, the build and the bin')
-  t.same(files.filter(file => file.endsWith('.map') || file.startsWith('lib/') || file.startsWith('test/') || file.startsWith('example-app/')), [],
-    'no maps, sources, tests or example app')
+  t.ok(files.includes('LICENSE') && files.includes('README.md') && files.includes('dist/lib/index.js'), 'LICENSE, README and the build')
+  t.same(files.filter(file => file.endsWith('.map') || /^(lib|test|example-app|verify)\//.test(file)), [],
+    'no maps, sources, tests, example app or verify command')
+  t.same(files.filter(file => /verify|bin/.test(file)), [], 'no file of the verify command: it is a package of its own')
   const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8'))
+  t.equal(manifest.bin, undefined, 'the plugin has no bin')
   t.equal(manifest.dependencies?.fastify, undefined, 'fastify is not a dependency')
   t.equal(manifest.peerDependencies?.fastify, '^5.0.0', 'fastify is a peer dependency')
 
@@ -106,11 +109,72 @@ t.test('the packed package in fresh apps', async t => {
         const { stdout } = await run(process.execPath, [file], { cwd: dir })
         t.same(JSON.parse(stdout), { response: { state: 'serving' }, closed: true, state: 'closed', named: true }, `${file} runs; the named export is the default one`)
       }
-      if (fastify === 'latest') {
-        // Through npm's link, as npx runs it: the shebang and the executable bit must be right.
-        const { stdout } = await run(join(dir, 'node_modules', '.bin', 'fastify-graceful-termination'), ['verify', '--help'], { cwd: dir })
-        t.match(stdout, /^Usage: fastify-graceful-termination verify \[options\] -- <command\.\.\.>/, 'the verify bin runs from the installed package')
-      }
     })
   }
+})
+
+/** The verify command's API as a program uses it; a wrong option type must not compile. */
+const VERIFY_TS = `import { formatReport, judge, parseArguments, resolveSettings, verify, UsageError, type Report, type Run } from 'graceful-shutdown-check'
+
+const options = resolveSettings(parseArguments(['--route', 'POST /predict', '--', 'node', 'server.js'])!, { cwd: process.cwd() })
+const run: Promise<Run> = verify(options, { signal: AbortSignal.timeout(1000), onProgress: ({ phase, sent }) => { console.log(phase, sent) } })
+// @ts-expect-error the signal is an AbortSignal
+verify(options, { signal: 1000 })
+const report: Report = judge(options, await run)
+const text: string = formatReport(report)
+const code: string = new UsageError('x').code
+export { text, code }
+`
+
+/** What `npm install` put in node_modules: every package of its lockfile, by path. */
+async function installedPackages (dir: string): Promise<string[]> {
+  const lock = JSON.parse(await readFile(join(dir, 'node_modules', '.package-lock.json'), 'utf8')) as { packages: Record<string, unknown> }
+  return Object.keys(lock.packages).filter(path => path !== '')
+}
+
+t.test('the packed verify command, alone in an empty folder, against the example app and bare Fastify', async t => {
+  // One folder per test: the tarball in one part of it, the empty app in another.
+  const root = t.testdir({ pack: {}, app: { 'package.json': JSON.stringify({ name: 'any-service', private: true }) } })
+  const packDir = join(root, 'pack')
+  const verifyDir = join(repoRoot, 'verify')
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], { cwd: verifyDir })
+  const [packed] = JSON.parse(stdout) as Array<{ name: string, filename: string, files: Array<{ path: string }>, size: number }>
+  const files = packed!.files.map(file => file.path)
+  t.comment(`${packed!.filename}: ${files.length} files, ${packed!.size} bytes packed`)
+  t.ok(files.includes('LICENSE') && files.includes('README.md') && files.includes('dist/bin.js') && files.includes('dist/index.d.ts'),
+    'LICENSE, README, the bin and the types')
+  t.same(files.filter(file => file.endsWith('.map') || /^(src|test)\//.test(file)), [], 'no maps, sources or tests')
+
+  const dir = join(root, 'app')
+  await run('npm', ['install', '--no-audit', '--no-fund', join(packDir, packed!.filename)], { cwd: dir })
+  const installed = await installedPackages(dir)
+  t.comment(`installed: ${installed.join(', ')}`)
+  t.ok(installed.length <= 6, `${installed.length} packages installed, at most 6`)
+  t.same(installed.filter(path => /fastify/.test(path)), [], 'no Fastify, no plugin')
+
+  // Its API, typed: the steps the bin takes, compiled as a consumer compiles them.
+  await run('npm', ['install', '--no-audit', '--no-fund', '@types/node@20'], { cwd: dir })
+  await writeFile(join(dir, 'check.mts'), VERIFY_TS)
+  await writeFile(join(dir, 'tsconfig.json'), tsconfig('nodenext', 'check.mts'))
+  const compiled = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir }).then(() => 'compiles', (err: { stdout: string }) => err.stdout)
+  t.equal(compiled, 'compiles', 'its types compile, skipLibCheck false')
+
+  // Through npm's link, as npx runs it: the shebang and the executable bit must be right.
+  const bin = join(dir, 'node_modules', '.bin', 'graceful-shutdown-check')
+  const help = await run(bin, ['verify', '--help'], { cwd: dir })
+  t.match(help.stdout, /^Usage: graceful-shutdown-check verify \[options\] -- <command\.\.\.>/)
+
+  const verify = (args: string[]) => run(bin, ['verify', '--json', '--route', 'POST /predict', '--warmup', '1000', ...args], { cwd: repoRoot, env: exampleAppEnv() })
+    .then(({ stdout }) => ({ code: 0, report: JSON.parse(stdout) }), (err: { code: number, stdout: string }) => ({ code: err.code, report: JSON.parse(err.stdout) }))
+  const [example, bare] = await Promise.all([
+    verify(['--body', '{"input":"packed","ms":500}', '--', process.execPath, 'dist/example-app/server.js']),
+    verify(['--body', '{"input":"packed","ms":1000}', '--', process.execPath, '--import', 'tsx', 'test/fixtures/bare-fastify.ts'])
+  ])
+  t.equal(example.code, 0, `the example app passes: ${JSON.stringify(example.report.failures)}`)
+  t.match(example.report.requests, { lost: 0, inFlightAtSignal: Number })
+  t.ok(example.report.requests.ok > 0)
+  t.equal(bare.code, 1, 'bare Fastify fails')
+  t.ok(bare.report.requests.reset > 0 && bare.report.requests.lost === bare.report.requests.reset + bare.report.requests.timeout,
+    `${bare.report.requests.reset} requests cut after being sent`)
+  t.match(bare.report.exit, { signal: 'SIGTERM' })
 })

@@ -1,16 +1,11 @@
-import http from 'node:http'
-import type { VerifyOptions } from './arguments.js'
-import type { Target } from './readiness.js'
+import type http from 'node:http'
+import { createClient, type Client, type Outcome } from './client.js'
+import type { Target } from './target.js'
 
-/** How one request ended, as the client saw it. */
-export type Outcome =
-  | { kind: 'response', status: number }
-  /** connected: the connection was open (the request was sent, or being sent) when it failed. */
-  | { kind: 'error', code: string, connected: boolean }
-  | { kind: 'timeout' }
+export type { Outcome }
 
 /** Every request falls in exactly one class. */
-export type RequestClass = 'ok' | 'status' | 'refused503' | 'connectionRefused' | 'reset' | 'timeout'
+export type RequestClass = 'ok' | 'status' | 'refused503' | 'connectionRefused' | 'streamRefused' | 'reset' | 'timeout'
 
 /** Lost: sent, and neither answered nor refused; the client cannot know whether it ran. */
 export const LOST: readonly RequestClass[] = ['reset', 'timeout']
@@ -23,6 +18,9 @@ export function classify (outcome: Outcome): RequestClass {
     case 'error':
       // Nothing was sent on a connection that never opened: retrying it is free.
       return outcome.connected ? 'reset' : 'connectionRefused'
+    case 'stream-refused':
+      // HTTP/2 says the stream was never processed: retrying it is free too.
+      return 'streamRefused'
     case 'timeout':
       return 'timeout'
   }
@@ -35,6 +33,8 @@ export interface RequestCounts {
   status: Record<string, number>
   refused503: number
   connectionRefused: number
+  /** HTTP/2 streams the service refused unprocessed (REFUSED_STREAM, or past its GOAWAY's last stream). */
+  streamRefused: number
   reset: number
   timeout: number
   lost: number
@@ -48,7 +48,15 @@ export interface RequestCounts {
   okAfterSignal: number
 }
 
-export type LoadOptions = Pick<VerifyOptions, 'method' | 'path' | 'body' | 'headers' | 'rate' | 'connections' | 'timeout'>
+export interface LoadOptions {
+  method: string
+  path: string
+  body: string | undefined
+  headers: Record<string, string>
+  rate: number
+  connections: number
+  timeout: number
+}
 
 /** Counts before the first request: each class at 0. */
 export const noRequests = (): RequestCounts => ({
@@ -57,6 +65,7 @@ export const noRequests = (): RequestCounts => ({
   status: {},
   refused503: 0,
   connectionRefused: 0,
+  streamRefused: 0,
   reset: 0,
   timeout: 0,
   lost: 0,
@@ -67,20 +76,19 @@ export const noRequests = (): RequestCounts => ({
   okAfterSignal: 0
 })
 
-interface Pending { sent: boolean, settled: boolean }
+interface Pending { sent: boolean }
 
 /**
  * An open-loop load: request i leaves at i / rate seconds whether or not earlier ones were
  * answered, as independent users send them, so a slow or stopping service cannot slow it down.
- * Requests share at most `connections` keep-alive connections; node's Agent never retries, so
- * each request ends once, in one class.
+ * Requests share at most `connections` keep-alive connections (HTTP/2: sessions); the client
+ * never retries, so each request ends once, in one class.
  */
 export class Load {
   readonly counts = noRequests()
 
-  readonly #target: Target
   readonly #options: LoadOptions
-  readonly #agent: http.Agent
+  readonly #client: Client
   readonly #body: Buffer | undefined
   readonly #headers: http.OutgoingHttpHeaders
   readonly #pending = new Set<Pending>()
@@ -90,9 +98,8 @@ export class Load {
   #allSettled: (() => void) | undefined
 
   constructor (target: Target, options: LoadOptions) {
-    this.#target = target
     this.#options = options
-    this.#agent = new http.Agent({ keepAlive: true, maxSockets: options.connections })
+    this.#client = createClient(target, options.connections)
     this.#body = options.body === undefined ? undefined : Buffer.from(options.body)
     this.#headers = { ...contentType(options.body), ...options.headers }
     if (this.#body !== undefined) this.#headers['content-length'] = this.#body.length
@@ -121,8 +128,14 @@ export class Load {
   async stop (): Promise<RequestCounts> {
     clearInterval(this.#ticker)
     if (this.#pending.size > 0) await new Promise<void>(resolve => { this.#allSettled = resolve })
-    this.#agent.destroy()
+    this.#client.close()
     return this.counts
+  }
+
+  /** Stops at once, whatever is still in flight (the run was aborted). */
+  destroy (): void {
+    clearInterval(this.#ticker)
+    this.#client.close()
   }
 
   #send (): void {
@@ -130,14 +143,10 @@ export class Load {
     counts.total++
     const afterSignal = this.#signalled
     if (afterSignal) counts.sentAfterSignal++
-    const pending: Pending = { sent: false, settled: false }
+    const pending: Pending = { sent: false }
     this.#pending.add(pending)
-    let connected = false
-
-    const settle = (outcome: Outcome): void => {
-      if (pending.settled) return
-      pending.settled = true
-      clearTimeout(timer)
+    const { method, path, timeout } = this.#options
+    this.#client.send({ method, path, headers: this.#headers, body: this.#body, timeoutMs: timeout }, () => { pending.sent = true }).then(outcome => {
       this.#pending.delete(pending)
       if (outcome.kind === 'error') counts.errors[outcome.code] = (counts.errors[outcome.code] ?? 0) + 1
       const kind = classify(outcome)
@@ -149,29 +158,7 @@ export class Load {
       if (LOST.includes(kind)) counts.lost++
       if (kind === 'ok' && afterSignal) counts.okAfterSignal++
       if (this.#pending.size === 0) this.#allSettled?.()
-    }
-
-    const { host, port } = this.#target
-    const request = http.request({ host, port, method: this.#options.method, path: this.#options.path, agent: this.#agent, headers: this.#headers })
-    const timer = setTimeout(() => {
-      settle({ kind: 'timeout' })
-      request.destroy()
-    }, this.#options.timeout)
-    request.once('socket', socket => {
-      if (!socket.connecting) connected = true
-      else socket.once('connect', () => { connected = true })
     })
-    request.once('finish', () => { pending.sent = true })
-    request.once('response', response => {
-      response.resume()
-      response.once('end', () => settle({ kind: 'response', status: response.statusCode! }))
-      // Cut in the middle of the body: the answer never arrived whole.
-      response.once('close', () => { if (!response.complete) settle({ kind: 'error', code: 'response cut', connected: true }) })
-    })
-    request.on('error', (err: NodeJS.ErrnoException) => {
-      settle({ kind: 'error', code: err.code === 'ECONNRESET' && err.message === 'socket hang up' ? 'socket hang up' : err.code ?? err.message, connected })
-    })
-    request.end(this.#body)
   }
 }
 

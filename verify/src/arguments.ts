@@ -1,19 +1,19 @@
 import { constants } from 'node:os'
-import { join, relative } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { cerebriumOptions } from '../cerebrium.js'
-import { InvalidOptionError, UsageError } from '../errors.js'
-import { decimalInteger, formatValue, MAX_DURATION_MS } from '../options.js'
-import { commandFromDockerfile } from './dockerfile.js'
+import { formatValue, InvalidOptionError, UsageError } from './errors.js'
 
-export interface VerifyOptions {
-  /** The service's command line: what follows `--`, or the Dockerfile's CMD. */
+export type EngineName = 'docker' | 'podman'
+
+/**
+ * The command line, every value checked and nothing read yet: the files it names (the
+ * Dockerfile, cerebrium.toml) are read by resolveSettings(), so parsing is pure.
+ */
+export interface VerifyArguments {
+  /** What follows `--`: the service's command line, or with --engine the container's command. */
   command: string[]
-  cwd: string
-  /** Added to this process's environment (PORT, the Dockerfile's ENV). */
-  env: Record<string, string>
-  /** Set when the command came from a Dockerfile. */
-  dockerfile: { path: string, shellForm: boolean } | undefined
+  dockerfile: string | undefined
+  /** Run the Dockerfile's image in this engine; 'auto': the first one on the PATH that answers. */
+  engine: EngineName | 'auto' | undefined
   method: string
   path: string
   body: string | undefined
@@ -21,24 +21,30 @@ export interface VerifyOptions {
   rate: number
   connections: number
   warmup: number
-  signal: NodeJS.Signals
-  gracePeriod: number
-  /** Where gracePeriod came from: '--grace-period', the toml's path, or 'default'. */
-  gracePeriodSource: string
-  timeout: number
+  /** undefined: SIGTERM, or with --engine the image's STOPSIGNAL, as the engine's stop sends it. */
+  signal: NodeJS.Signals | undefined
+  /** undefined: response_grace_period of ./cerebrium.toml, else 30000. */
+  gracePeriod: number | undefined
+  /** undefined: the grace period. */
+  timeout: number | undefined
   readyPath: string | false
   readyInterval: number
   startTimeout: number
   idleSockets: number
-  /** The port verify sets in PORT; undefined with --url. */
+  /** The PORT given to the service, or with --engine the port published on 127.0.0.1. */
   port: number | undefined
-  /** Where the service answers: --url, or http://127.0.0.1:PORT once the port is picked. */
+  /** Where the service answers when it picks its own port. */
   url: URL | undefined
+  /** HTTP/2: over TLS as ALPN agrees it, over plain TCP with prior knowledge (h2c). */
+  http2: boolean
+  /** Accept any TLS certificate (a local service's self-signed one). */
+  insecure: boolean
   json: boolean
 }
 
-export const USAGE = `Usage: fastify-graceful-termination verify [options] -- <command...>
-       fastify-graceful-termination verify [options] --dockerfile Dockerfile
+export const USAGE = `Usage: graceful-shutdown-check verify [options] -- <command...>
+       graceful-shutdown-check verify [options] --dockerfile Dockerfile
+       graceful-shutdown-check verify [options] --dockerfile Dockerfile --engine docker|podman|auto [-- <command...>]
 
 Starts the service, loads one route, sends it SIGTERM while requests are in flight, and accounts
 for every request. Exits 0 when none was lost, the service exited 0 and within the grace period;
@@ -60,9 +66,16 @@ Options:
   --ready-interval MS      readiness polling interval (default 100)
   --start-timeout MS       how long the service may take to be ready (default 30000)
   --idle-sockets N         idle keep-alive sockets held open through the shutdown (default 3)
-  --port N                 the PORT to give the service (default: a free port)
-  --url URL                where the service listens, when it picks its own port (no PORT set)
+  --port N                 the PORT to give the service (default: a free port); with --engine,
+                           the port published on 127.0.0.1
+  --url URL                where the service listens, when it picks its own port (no PORT set);
+                           http:// or https://
+  --http2                  speak HTTP/2: negotiated over https, prior knowledge (h2c) over http
+  --insecure               accept the service's TLS certificate whatever signed it
   --dockerfile PATH        run the CMD of this Dockerfile's last stage, from its directory
+  --engine NAME            docker, podman or auto (the first of them on the PATH that answers):
+                           build the Dockerfile's image, run it, and stop it with the engine's
+                           stop and the grace period; a command after -- replaces its CMD
   --json                   print the report as JSON
   -h, --help               print this help`
 
@@ -73,7 +86,7 @@ const OPTIONS = {
   rate: { type: 'string', default: '20' },
   connections: { type: 'string', default: '10' },
   warmup: { type: 'string', default: '2000' },
-  signal: { type: 'string', default: 'SIGTERM' },
+  signal: { type: 'string' },
   'grace-period': { type: 'string' },
   timeout: { type: 'string' },
   'ready-path': { type: 'string', default: '/ready' },
@@ -82,27 +95,39 @@ const OPTIONS = {
   'idle-sockets': { type: 'string', default: '3' },
   port: { type: 'string' },
   url: { type: 'string' },
+  http2: { type: 'boolean', default: false },
+  insecure: { type: 'boolean', default: false },
   dockerfile: { type: 'string' },
+  engine: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false }
 } satisfies ParseArgsConfig['options']
 
-/** A bad command-line value, worded like a bad plugin option. */
+/** Node's longest timer: a longer delay fires at once, so a longer duration is an error. */
+export const MAX_DURATION_MS = 2_147_483_647
+
+const ENGINES = ['docker', 'podman', 'auto'] as const
+
+/** A bad command-line value: the option, what it allows, and the value as it was typed. */
 function invalid (name: string, allowed: string, value: unknown): never {
   throw new InvalidOptionError(`--${name}`, allowed, formatValue(value))
 }
 
-const integer = (name: string, raw: string, min: number, max: number): number =>
-  decimalInteger(min, max)(raw, allowed => invalid(name, allowed, raw))
+/** An integer written as plain decimal digits. */
+function integer (name: string, raw: string, min: number, max: number): number {
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN
+  if (!Number.isInteger(value) || value < min || value > max) invalid(name, `an integer from ${min} to ${max}`, raw)
+  return value
+}
 
-/** A duration in milliseconds, as everywhere in this package. */
+/** A duration in milliseconds. */
 const duration = (name: string, raw: string, min = 0): number => integer(name, raw, min, MAX_DURATION_MS)
 
 /**
- * Reads `verify`'s arguments (those after the word verify). Every value is checked here, so a
- * mistake exits 2 before anything is started. Returns undefined for --help.
+ * Reads `verify`'s arguments (those after the word verify) and checks every value, so a mistake
+ * exits 2 before anything is started. Reads no file. Returns undefined for --help.
  */
-export function parseArguments (args: string[], { cwd = process.cwd() } = {}): VerifyOptions | undefined {
+export function parseArguments (args: string[]): VerifyArguments | undefined {
   let parsed
   try {
     parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true, tokens: true })
@@ -120,20 +145,19 @@ export function parseArguments (args: string[], { cwd = process.cwd() } = {}): V
   if (stray !== undefined) {
     throw new UsageError(`unexpected argument ${formatValue(stray.value)}: the service's command goes after --`)
   }
-  const commandLine = positionals.map(token => token.value)
+  const command = positionals.map(token => token.value)
 
-  let command = commandLine
-  let commandCwd = cwd
-  let commandEnv: Record<string, string> = {}
-  let dockerfile: VerifyOptions['dockerfile']
-  if (values.dockerfile !== undefined) {
-    if (commandLine.length > 0) throw new UsageError('give a command after -- or --dockerfile, not both')
-    const fromDockerfile = commandFromDockerfile(values.dockerfile, { cwd })
-    command = fromDockerfile.command
-    commandCwd = fromDockerfile.cwd
-    commandEnv = fromDockerfile.env
-    dockerfile = { path: values.dockerfile, shellForm: fromDockerfile.shellForm }
-  } else if (commandLine.length === 0) {
+  const engine = values.engine
+  if (engine !== undefined && !(ENGINES as readonly string[]).includes(engine)) invalid('engine', 'docker, podman or auto', engine)
+  if (engine !== undefined) {
+    if (values.dockerfile === undefined) throw new UsageError(`--engine ${formatValue(engine)} builds the image from a Dockerfile: give --dockerfile too`)
+    if (values.url !== undefined) throw new UsageError(`--engine ${formatValue(engine)} and --url exclude each other: the container's port is published on 127.0.0.1`)
+    if (values.signal !== undefined) {
+      throw new UsageError(`--engine ${formatValue(engine)} and --signal exclude each other: the engine's stop sends the image's STOPSIGNAL (SIGTERM unless the Dockerfile says otherwise)`)
+    }
+  } else if (values.dockerfile !== undefined && command.length > 0) {
+    throw new UsageError('give a command after -- or --dockerfile, not both (with --engine, a command after -- replaces the CMD)')
+  } else if (values.dockerfile === undefined && command.length === 0) {
     throw new UsageError('no command to run: give it after -- (e.g. -- node server.js), or use --dockerfile Dockerfile')
   }
 
@@ -151,13 +175,9 @@ export function parseArguments (args: string[], { cwd = process.cwd() } = {}): V
     invalid('rate', 'a number of requests per second above 0 and at most 10000', values.rate)
   }
 
-  if (constants.signals[values.signal as NodeJS.Signals] === undefined) {
+  if (values.signal !== undefined && constants.signals[values.signal as NodeJS.Signals] === undefined) {
     invalid('signal', 'a signal name such as "SIGTERM" or "SIGINT"', values.signal)
   }
-
-  const { gracePeriod, source: gracePeriodSource } = values['grace-period'] === undefined
-    ? defaultGracePeriod(cwd)
-    : { gracePeriod: duration('grace-period', values['grace-period'], 1), source: '--grace-period' }
 
   const readyPath = values['ready-path']
   if (readyPath !== 'none' && !readyPath.startsWith('/')) invalid('ready-path', 'a path starting with "/" or none', readyPath)
@@ -166,20 +186,21 @@ export function parseArguments (args: string[], { cwd = process.cwd() } = {}): V
     throw new UsageError(`--port ${formatValue(values.port)} and --url ${formatValue(values.url)} exclude each other: ` +
       'with --url the service picks its own port')
   }
-  const port = values.port === undefined ? undefined : integer('port', values.port, 1, 65_535)
   let url: URL | undefined
   if (values.url !== undefined) {
     try {
       url = new URL(values.url)
     } catch {}
-    if (url?.protocol !== 'http:') invalid('url', 'an http:// URL such as "http://127.0.0.1:8000"', values.url)
+    if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+      invalid('url', 'an http:// or https:// URL such as "http://127.0.0.1:8000"', values.url)
+    }
   }
+  if (values.insecure && url?.protocol !== 'https:') throw new UsageError('--insecure is for a service that speaks TLS: give its --url https://…')
 
   return {
     command,
-    cwd: commandCwd,
-    env: commandEnv,
-    dockerfile,
+    dockerfile: values.dockerfile,
+    engine: engine as VerifyArguments['engine'],
     method: route[1]!.toUpperCase(),
     path: route[2]!,
     body: values.body,
@@ -187,24 +208,17 @@ export function parseArguments (args: string[], { cwd = process.cwd() } = {}): V
     rate,
     connections: integer('connections', values.connections, 1, 10_000),
     warmup: duration('warmup', values.warmup),
-    signal: values.signal as NodeJS.Signals,
-    gracePeriod,
-    gracePeriodSource,
-    timeout: values.timeout === undefined ? gracePeriod : duration('timeout', values.timeout, 1),
+    signal: values.signal as NodeJS.Signals | undefined,
+    gracePeriod: values['grace-period'] === undefined ? undefined : duration('grace-period', values['grace-period'], 1),
+    timeout: values.timeout === undefined ? undefined : duration('timeout', values.timeout, 1),
     readyPath: readyPath === 'none' ? false : readyPath,
     readyInterval: duration('ready-interval', values['ready-interval'], 10),
     startTimeout: duration('start-timeout', values['start-timeout'], 1),
     idleSockets: integer('idle-sockets', values['idle-sockets'], 0, 1000),
-    port,
+    port: values.port === undefined ? undefined : integer('port', values.port, 1, 65_535),
     url,
+    http2: values.http2,
+    insecure: values.insecure,
     json: values.json
   }
-}
-
-/** response_grace_period from ./cerebrium.toml when it sets one (as the platform will), else 30 s. */
-function defaultGracePeriod (cwd: string): { gracePeriod: number, source: string } {
-  // The environment overrides are the app's, not the platform's: the platform reads only the toml.
-  const settings = cerebriumOptions({ file: join(cwd, 'cerebrium.toml'), env: {} })
-  const fromToml = settings.options.gracePeriod
-  return fromToml === undefined ? { gracePeriod: 30_000, source: 'default' } : { gracePeriod: fromToml, source: relative(cwd, settings.file) }
 }

@@ -1,5 +1,7 @@
 import net from 'node:net'
-import type { Target } from './readiness.js'
+import tls from 'node:tls'
+import { connectHttp2 } from './client.js'
+import type { Target } from './target.js'
 
 export interface IdleSocketCounts {
   opened: number
@@ -11,7 +13,7 @@ export interface IdleSocketCounts {
   openAtExit: number
 }
 
-interface Watched { socket: net.Socket, closedAt: number | undefined, serviceAlive: boolean }
+interface Watched { close: () => void, closedAt: number | undefined, serviceAlive: boolean }
 
 /** Whether `received` holds a whole HTTP/1.1 response (framed by content-length or chunked). */
 export function complete (received: string): boolean {
@@ -27,9 +29,9 @@ export function complete (received: string): boolean {
 
 /**
  * Keep-alive connections that carried one request and then sit idle, as a proxy's pool holds
- * them: a service that drains well closes them itself before it exits. Plain sockets, always
- * reading, so a close is seen as soon as it arrives, while the kernel can still tell whether the
- * service was alive to send it.
+ * them: a service that drains well closes them itself before it exits. Plain (or TLS) sockets,
+ * always reading, so a close is seen as soon as it arrives, while the kernel can still tell
+ * whether the service was alive to send it. Over HTTP/2, sessions, closed by a GOAWAY.
  */
 export class IdleSockets {
   readonly #watched: Watched[] = []
@@ -43,11 +45,11 @@ export class IdleSockets {
     return idle
   }
 
-  #openOne ({ host, port }: Target, path: string, alive: () => boolean): Promise<void> {
-    const socket = net.connect({ host, port })
-    const watched: Watched = { socket, closedAt: undefined, serviceAlive: true }
+  /** Records the first close of a connection, and whether the service was alive to send it. */
+  #watch (close: () => void, alive: () => boolean): () => void {
+    const watched: Watched = { close, closedAt: undefined, serviceAlive: true }
     this.#watched.push(watched)
-    const closed = (): void => {
+    return () => {
       if (watched.closedAt !== undefined) return
       watched.closedAt = performance.now()
       // Closes read in one turn had all arrived before the first of them was read: if the service
@@ -59,6 +61,15 @@ export class IdleSockets {
       }
       watched.serviceAlive = this.#aliveThisTurn
     }
+  }
+
+  #openOne (target: Target, path: string, alive: () => boolean): Promise<void> {
+    return target.http2 ? this.#openSession(target, path, alive) : this.#openSocket(target, path, alive)
+  }
+
+  #openSocket ({ host, port, tls: secure, insecure }: Target, path: string, alive: () => boolean): Promise<void> {
+    const socket = secure ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, rejectUnauthorized: !insecure }) : net.connect({ host, port })
+    const closed = this.#watch(() => socket.destroy(), alive)
     // 'end' is the service's FIN, 'error' its reset; 'close' alone, a close on this side.
     socket.once('end', closed).once('error', closed).once('close', closed)
     return new Promise(resolve => {
@@ -73,6 +84,20 @@ export class IdleSockets {
     })
   }
 
+  #openSession (target: Target, path: string, alive: () => boolean): Promise<void> {
+    const session = connectHttp2(target)
+    const closed = this.#watch(() => session.destroy(), alive)
+    // A GOAWAY is the service's word that it takes no new stream: the orderly close of HTTP/2.
+    session.once('goaway', closed).once('close', closed).on('error', closed)
+    return new Promise(resolve => {
+      const timer = setTimeout(resolve, 5000)
+      const stream = session.request({ ':method': 'GET', ':path': path })
+      stream.on('error', () => {})
+      stream.once('close', () => { clearTimeout(timer); resolve() })
+      stream.resume()
+    })
+  }
+
   counts (signalAt: number): IdleSocketCounts {
     const counts = { opened: this.#watched.length, closedBeforeSignal: 0, closedByService: 0, openAtExit: 0 }
     for (const { closedAt, serviceAlive } of this.#watched) {
@@ -84,6 +109,6 @@ export class IdleSockets {
   }
 
   close (): void {
-    for (const { socket } of this.#watched) socket.destroy()
+    for (const { close } of this.#watched) close()
   }
 }

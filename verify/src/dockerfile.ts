@@ -1,16 +1,16 @@
-import { readFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
-import { UsageError } from '../errors.js'
+import { constants } from 'node:os'
 
-/** What a container built from a Dockerfile runs, to be run here from the build context. */
-export interface DockerCommand {
+/** What a container built from a Dockerfile runs, and how the engine stops it. */
+export interface RunStage {
   command: string[]
-  /** The Dockerfile's directory, taken as the build context: COPY paths are relative to it. */
-  cwd: string
   /** The run stage's ENV, as the container would have it. */
   env: Record<string, string>
   /** The CMD or ENTRYPOINT is in shell form: /bin/sh -c runs it, and /bin/sh receives the signal. */
   shellForm: boolean
+  /** The first port the run stage EXPOSEs, if it does. */
+  exposedPort: number | undefined
+  /** STOPSIGNAL, else SIGTERM: what the engine's stop sends to PID 1. */
+  stopSignal: NodeJS.Signals
 }
 
 interface Instruction { keyword: string, args: string }
@@ -51,22 +51,24 @@ export function envPairs (args: string): Array<[string, string]> {
   return pairs
 }
 
-/** The command of a Dockerfile's run stage: ENTRYPOINT and CMD combined as Docker combines them. */
-export function commandFromDockerfile (file: string, { cwd = process.cwd() } = {}): DockerCommand {
-  const path = resolve(cwd, file)
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    throw new UsageError(`--dockerfile ${JSON.stringify(file)} cannot be read: ${(err as Error).message}`)
-  }
+/** `STOPSIGNAL SIGINT`, `STOPSIGNAL INT` or `STOPSIGNAL 2`, as a signal name. */
+function signalName (args: string): NodeJS.Signals | undefined {
+  const name = /^\d+$/.test(args)
+    ? Object.entries(constants.signals).find(([, number]) => number === Number(args))?.[0]
+    : args.toUpperCase().replace(/^(SIG)?/, 'SIG')
+  return name !== undefined && name in constants.signals ? name as NodeJS.Signals : undefined
+}
+
+/**
+ * The run stage of a Dockerfile's text: its command (ENTRYPOINT and CMD combined as Docker
+ * combines them), ENV, EXPOSE and STOPSIGNAL. Throws an Error saying what is missing.
+ */
+export function parseDockerfile (text: string): RunStage {
   const stage = runStage(text)
   const last = (keyword: string): string | undefined => stage.filter(i => i.keyword === keyword).at(-1)?.args
   const cmd = last('CMD')
   const entrypoint = last('ENTRYPOINT')
-  if (cmd === undefined && entrypoint === undefined) {
-    throw new UsageError(`--dockerfile ${JSON.stringify(file)}: its last stage has no CMD or ENTRYPOINT`)
-  }
+  if (cmd === undefined && entrypoint === undefined) throw new Error('its last stage has no CMD or ENTRYPOINT')
 
   let command: { argv: string[], shellForm: boolean }
   if (entrypoint === undefined) {
@@ -79,8 +81,17 @@ export function commandFromDockerfile (file: string, { cwd = process.cwd() } = {
       ? entry
       : { argv: [...entry.argv, ...args.argv], shellForm: args.shellForm }
   }
-  if (command.argv.length === 0) throw new UsageError(`--dockerfile ${JSON.stringify(file)}: its CMD is empty`)
+  if (command.argv.length === 0) throw new Error('its CMD is empty')
 
-  const env = Object.fromEntries(stage.filter(i => i.keyword === 'ENV').flatMap(i => envPairs(i.args)))
-  return { command: command.argv, cwd: dirname(path), env, shellForm: command.shellForm }
+  const stopSignalLine = last('STOPSIGNAL')
+  const stopSignal = stopSignalLine === undefined ? 'SIGTERM' : signalName(stopSignalLine)
+  if (stopSignal === undefined) throw new Error(`its STOPSIGNAL ${JSON.stringify(stopSignalLine)} is not a signal`)
+  const expose = /^(\d+)/.exec(stage.filter(i => i.keyword === 'EXPOSE')[0]?.args ?? '')?.[1]
+  return {
+    command: command.argv,
+    env: Object.fromEntries(stage.filter(i => i.keyword === 'ENV').flatMap(i => envPairs(i.args))),
+    shellForm: command.shellForm,
+    exposedPort: expose === undefined ? undefined : Number(expose),
+    stopSignal
+  }
 }
