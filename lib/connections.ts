@@ -20,10 +20,17 @@ type Tagged<T> = T & { [kConnection]?: Connection }
 /** A response followed to its end; null: it runs on no connection of ours (HTTP/2, inject). */
 type Followed = RawResponse & { [kConnection]?: Connection | null }
 
-/** One accepted TCP connection, whatever it carries: HTTP/1.1, TLS, HTTP/2. */
+/**
+ * One accepted TCP connection, whatever it carries: HTTP/1.1, TLS, HTTP/2. There is one for every
+ * socket open, idle ones included, so it holds as little as it can.
+ */
 class Connection {
-  /** HTTP/1 responses in flight, oldest first: pipelined requests wait behind the first. */
-  readonly responses: ServerResponse[] = []
+  /**
+   * HTTP/1 responses in flight, oldest first: pipelined requests wait behind the first. Nearly
+   * always none or one, kept as it is; an array only while requests are pipelined, so that an
+   * idle connection keeps no storage and a request allocates none.
+   */
+  #responses: ServerResponse | ServerResponse[] | undefined = undefined
   session: Http2Session | undefined = undefined
   /** What HTTP/1 runs over: the socket itself, or the TLS socket on it. */
   http: net.Socket | undefined = undefined
@@ -34,6 +41,47 @@ class Connection {
   /** Accepted while arrivals are noted, and its first request not seen yet. */
   arrived = false
   constructor (readonly socket: net.Socket) {}
+
+  get idle (): boolean {
+    return this.#responses === undefined
+  }
+
+  /** The response to the newest request read, if one is in flight. */
+  get newest (): ServerResponse | undefined {
+    const responses = this.#responses
+    return Array.isArray(responses) ? responses.at(-1) : responses
+  }
+
+  add (response: ServerResponse): void {
+    const responses = this.#responses
+    if (responses === undefined) this.#responses = response
+    else if (Array.isArray(responses)) responses.push(response)
+    else this.#responses = [responses, response]
+  }
+
+  remove (response: ServerResponse): void {
+    const responses = this.#responses
+    if (responses === response) {
+      this.#responses = undefined
+    } else if (Array.isArray(responses)) {
+      const index = responses.indexOf(response)
+      if (index !== -1) responses.splice(index, 1)
+      if (responses.length === 1) this.#responses = responses[0]
+    }
+  }
+
+  /** The responses in flight, oldest first. */
+  responses (): ServerResponse[] {
+    const responses = this.#responses
+    return Array.isArray(responses) ? [...responses] : responses === undefined ? [] : [responses]
+  }
+
+  /** Forgets every response in flight and returns them: the connection closed under them. */
+  takeResponses (): ServerResponse[] {
+    const responses = this.responses()
+    this.#responses = undefined
+    return responses
+  }
 }
 
 /**
@@ -84,6 +132,7 @@ export class Connections {
   readonly #sseFinalEvent: string | false
   readonly #webSocketServer: () => WebSocketServerLike | undefined
   readonly #onResponseClose: (this: RawResponse) => void
+  readonly #onSocketClose: (this: Tagged<net.Socket>) => void
   readonly #isProbe: (request: RawRequest) => boolean
   #retiring = false
   #accepting = true
@@ -100,8 +149,10 @@ export class Connections {
     this.#webSocketServer = webSocketServer
     this.#isProbe = isProbe
     const connections = this
-    // One function for every response, not a closure each: `this` is the response that closed.
+    // One function for every response and one for every socket, not a closure each (with once()'s
+    // wrapper, a socket's cost a quarter of a kilobyte as long as it stays open): `this` is what closed.
     this.#onResponseClose = function (this: RawResponse) { connections.#end(this) }
+    this.#onSocketClose = function (this: Tagged<net.Socket>) { connections.#closed(this[kConnection]!) }
   }
 
   /** Follows a server's connections and requests; each server once. */
@@ -149,7 +200,7 @@ export class Connections {
     if (connection === undefined) return
     const http1 = response as ServerResponse
     connection.http ??= request.socket as net.Socket
-    connection.responses.push(http1)
+    connection.add(http1)
     if (this.#retiring) this.#makeLast(connection, http1)
   }
 
@@ -171,8 +222,8 @@ export class Connections {
   retire (): void {
     this.#retiring = true
     for (const connection of this.#open) {
-      const last = connection.responses.at(-1)
-      if (last !== undefined) this.#makeLast(connection, last)
+      const newest = connection.newest
+      if (newest !== undefined) this.#makeLast(connection, newest)
     }
   }
 
@@ -256,7 +307,7 @@ export class Connections {
     const finalEvent = this.#sseFinalEvent
     let ended = 0
     for (const connection of this.#open) {
-      for (const response of connection.responses) {
+      for (const response of connection.responses()) {
         if (!response.headersSent || response.writableEnded) continue
         if (!String(response.getHeader('content-type') ?? '').startsWith('text/event-stream')) continue
         // Whatever still streams into it now writes after its end: that error is expected.
@@ -291,12 +342,15 @@ export class Connections {
     connection.acceptedWhileClosing = this.#held !== undefined
     connection.arrived = this.#arrivals !== undefined
     this.#open.add(connection)
-    socket.once('close', () => {
-      this.#open.delete(connection)
-      // Node emits no 'close' for a pipelined response still queued behind another: end it here.
-      for (const response of connection.responses.splice(0)) this.#onRequestEnd(response)
-      if (this.#open.size === 0) for (const resolve of this.#whenAllClosed.splice(0)) resolve()
-    })
+    // 'close' comes once: on() needs no once() wrapper.
+    socket.on('close', this.#onSocketClose)
+  }
+
+  #closed (connection: Connection): void {
+    this.#open.delete(connection)
+    // Node emits no 'close' for a pipelined response still queued behind another: end it here.
+    if (!connection.idle) for (const response of connection.takeResponses()) this.#onRequestEnd(response)
+    if (this.#open.size === 0) for (const resolve of this.#whenAllClosed.splice(0)) resolve()
   }
 
   /**
@@ -336,10 +390,7 @@ export class Connections {
 
   #end (response: Followed): void {
     const connection = response[kConnection]
-    if (connection != null) {
-      const index = connection.responses.indexOf(response as ServerResponse)
-      if (index !== -1) connection.responses.splice(index, 1)
-    }
+    if (connection != null) connection.remove(response as ServerResponse)
     this.#onRequestEnd(response)
   }
 
