@@ -181,9 +181,10 @@ export class Connections {
     // and the others are followed before any hook of the app can answer them.
     const emit = server.emit
     const connections = this
-    server.emit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === 'request' && !connections.#receive(this, args[0] as RawRequest, args[1] as RawResponse)) return false
-      return Reflect.apply(emit, this, [event, ...args])
+    // It runs for every event of the server: `arguments` passed on as they came makes no array.
+    server.emit = function (this: net.Server, event: string | symbol, request?: unknown, response?: unknown): boolean {
+      if (event === 'request' && !connections.#receive(this, request as RawRequest, response as RawResponse)) return false
+      return Reflect.apply(emit, this, arguments)
     }
     // Without a listener Node sends 100 Continue before the app sees the request: a request
     // about to be refused would be invited to upload its body. continueIfAwaited() sends it.
