@@ -296,16 +296,24 @@ export class Connections {
    */
   closeIdle (): ClosingIdle {
     this.#hearCloses()
-    const finishing: Array<Promise<void>> = []
+    // Counted down by one callback for all, not a promise each: there can be tens of thousands.
+    let closed = 0
+    let unsent = 0
+    let allSent!: () => void
+    const finSent = new Promise<void>(resolve => { allSent = resolve })
+    const sent = (): void => { if (--unsent === 0) allSent() }
     for (const connection of this.#open) {
       if (connection.session !== undefined) {
         connection.session.close()
-      } else if (connection.responses.length === 0 && !(connection.http ?? connection.socket).writableEnded) {
+      } else if (connection.idle && !(connection.http ?? connection.socket).writableEnded) {
         // A connection whose last response said Connection: close is ending by itself.
-        finishing.push(new Promise(resolve => this.#close(connection, resolve)))
+        closed++
+        unsent++
+        this.#close(connection, sent)
       }
     }
-    return { closed: finishing.length, finSent: Promise.all(finishing).then(() => {}) }
+    if (unsent === 0) allSent()
+    return { closed, finSent }
   }
 
   /** Resolves once every connection is closed: each client has closed its side. */
