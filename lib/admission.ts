@@ -63,11 +63,7 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
     if (limit === undefined) return proceed(reply, done)
 
     const mayQueue = serving()
-    const place = limit.enter(turn => {
-      if (turn === 'run') return proceed(reply, done)
-      log.debug({ reqId: request.id, queueTimeout: options.queueTimeout }, 'no slot within queueTimeout: refused with 503')
-      refuse(request, reply, QUEUE_TIMEOUT_BODY, options.retryAfter)
-    }, mayQueue)
+    const place = limit.enter(mayQueue)
     if (place === undefined) {
       log.debug({ reqId: request.id, running: limit.running, queued: limit.queued },
         mayQueue ? 'every slot busy and the queue full: refused with 503' : 'every slot busy while draining: refused with 503')
@@ -76,6 +72,11 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
     response[kPlace] = place
     if (!place.waiting) return proceed(reply, done)
     log.debug({ reqId: request.id, running: limit.running, queued: limit.queued }, 'every slot busy: request queued')
+    place.whenTurn(turn => {
+      if (turn === 'run') return proceed(reply, done)
+      log.debug({ reqId: request.id, queueTimeout: options.queueTimeout }, 'no slot within queueTimeout: refused with 503')
+      refuse(request, reply, QUEUE_TIMEOUT_BODY, options.retryAfter)
+    })
   }
 
   function end (response: AdmittedResponse): void {
