@@ -97,10 +97,10 @@ export function pluginAt (ref: string): string {
   return service
 }
 
-export interface Usage { cpuMicros: number, gcMicros: number, rss: number, heapUsed: number }
+export interface Usage { cpuMicros: number, gcMicros: number, minorGcs: number, majorGcs: number, rss: number, heapUsed: number }
 
 /**
- * The server's CPU time so far, the main thread's GC pauses (with MEASURE_GC=1) and its memory;
+ * The server's CPU time so far, the main thread's GC pauses and collections (with MEASURE_GC=1) and its memory;
  * `afterGc` forces a full collection first. `http2`: the server speaks only HTTP/2.
  */
 export async function usage (port: number, { afterGc = false, http2: overHttp2 = false } = {}): Promise<Usage> {

@@ -4,7 +4,9 @@
 // never queues). The route does nothing (GET /hello, a constant), so this is the worst case.
 // The server runs on CPU 0 and the load generator on CPU 1: on two cores shared by both, req/s
 // moves with every neighbour, while CPU time per request stays close to what the server does.
-// A second bare Fastify measured like the others tells what the method can resolve.
+// Collections per 10,000 requests follow what a request allocates and what survives it, whatever
+// else runs on the machine. A second bare Fastify measured like the others tells what the method
+// can resolve.
 import { describeSpread, loadAverage, pinningUnavailable, pluginAt, round, spread, startService, stopServers, usage, type Figure, type Service } from './common.js'
 import { autocannon, h2load, h2loadMissing, type LoadGenerator } from './load.js'
 
@@ -12,7 +14,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20)
 /** A commit whose plugin runs beside this tree's in the same rounds (BENCH_BEFORE=a8a40fe). */
 const BEFORE = process.env.BENCH_BEFORE
 const WARMUP_SECONDS = 2
-const SECONDS_PER_ROUND = 3
+/** Each server is measured for this long, SLICES times a round, the servers taking turns. */
+const SECONDS_PER_SLICE = 1
+const SLICES = 3
 const SERVER_CPU = 0
 const LOAD_CPU = 1
 
@@ -41,9 +45,20 @@ function variants (): Variant[] {
   ]
 }
 
-interface Measure { requestsPerSecond: number, cpuMicrosPerRequest: number, gcMicrosPerRequest: number }
+/** What a server did under load, summed over a round's slices. */
+interface Totals { answered: number, seconds: number, cpuMicros: number, gcMicros: number, minorGcs: number, majorGcs: number }
 
-async function measure (protocol: Protocol, port: number, seconds: number): Promise<Measure> {
+interface Measure {
+  requestsPerSecond: number
+  cpuMicrosPerRequest: number
+  gcMicrosPerRequest: number
+  /** Scavenges per 10,000 requests: what a request allocates. */
+  minorGcsPer10k: number
+  /** Mark-compacts per 10,000 requests: what survives requests. */
+  majorGcsPer10k: number
+}
+
+async function load (protocol: Protocol, port: number, seconds: number): Promise<Totals> {
   const overHttp2 = protocol === HTTP2
   const before = await usage(port, { http2: overHttp2 })
   const { answered, seconds: elapsed } = await protocol.load({
@@ -51,9 +66,24 @@ async function measure (protocol: Protocol, port: number, seconds: number): Prom
   })
   const after = await usage(port, { http2: overHttp2 })
   return {
-    requestsPerSecond: answered / elapsed,
-    cpuMicrosPerRequest: (after.cpuMicros - before.cpuMicros) / answered,
-    gcMicrosPerRequest: (after.gcMicros - before.gcMicros) / answered
+    answered,
+    seconds: elapsed,
+    cpuMicros: after.cpuMicros - before.cpuMicros,
+    gcMicros: after.gcMicros - before.gcMicros,
+    minorGcs: after.minorGcs - before.minorGcs,
+    majorGcs: after.majorGcs - before.majorGcs
+  }
+}
+
+function measureOf (totals: Totals[]): Measure {
+  const sum = (of: keyof Totals): number => totals.reduce((total, slice) => total + slice[of], 0)
+  const answered = sum('answered')
+  return {
+    requestsPerSecond: answered / sum('seconds'),
+    cpuMicrosPerRequest: sum('cpuMicros') / answered,
+    gcMicrosPerRequest: sum('gcMicros') / answered,
+    minorGcsPer10k: sum('minorGcs') / answered * 10_000,
+    majorGcsPer10k: sum('majorGcs') / answered * 10_000
   }
 }
 
@@ -68,24 +98,29 @@ async function compare (protocol: Protocol): Promise<Figure[]> {
   const loads: number[] = []
   for (let i = 0; i < ROUNDS; i++) {
     // Every round starts every server afresh: one process can be luckier than another for its
-    // whole life (JIT, heap layout). The order rotates from round to round, so that being
-    // measured first, or right after the warm-up of another, falls on every side alike.
+    // whole life (JIT, heap layout). The servers take turns slice by slice, so that a change in
+    // what else runs on the machine falls on all of them alike, and the order rotates, so that
+    // going first, or right after another, does too.
     const servers = await Promise.all(sides.map(({ service }) => startService({ ...service, cpu: SERVER_CPU, env: { ...protocol.env, MEASURE_GC: '1' } })))
-    const order = sides.map((_, s) => (s + i) % sides.length)
-    for (const s of order) await measure(protocol, servers[s]!.port, WARMUP_SECONDS)
-    const measures: Measure[] = []
-    for (const s of order) measures[s] = await measure(protocol, servers[s]!.port, SECONDS_PER_ROUND)
+    const order = (shift: number): number[] => sides.map((_, s) => (s + shift) % sides.length)
+    for (const s of order(i)) await load(protocol, servers[s]!.port, WARMUP_SECONDS)
+    const slices: Totals[][] = sides.map(() => [])
+    for (let slice = 0; slice < SLICES; slice++) {
+      for (const s of order(i + slice)) slices[s]!.push(await load(protocol, servers[s]!.port, SECONDS_PER_SLICE))
+    }
     await stopServers()
+    const measures = slices.map(measureOf)
     rounds.push(measures)
     loads.push(loadAverage())
     console.log(`${protocol.name} round ${i + 1}/${ROUNDS} (load ${round(loadAverage(), 2)}): ` + sides.map(({ label }, s) =>
-      `${label} ${round(measures[s]!.requestsPerSecond)} req/s, ${measures[s]!.cpuMicrosPerRequest.toFixed(2)} µs CPU, ${measures[s]!.gcMicrosPerRequest.toFixed(2)} µs GC`).join('; '))
+      `${label} ${round(measures[s]!.requestsPerSecond)} req/s, ${measures[s]!.cpuMicrosPerRequest.toFixed(2)} µs CPU, ${measures[s]!.gcMicrosPerRequest.toFixed(2)} µs GC, ` +
+      `${measures[s]!.minorGcsPer10k.toFixed(2)} minor and ${measures[s]!.majorGcsPer10k.toFixed(3)} major GCs per 10k`).join('; '))
   }
 
-  const load = spread(loads)
+  const machineLoad = spread(loads)
   const how = `${protocol.name}, GET /hello, ${protocol.connections} connections${protocol.streams === undefined ? '' : ` × ${protocol.streams} streams`} ` +
     `(${protocol.load === autocannon ? 'autocannon' : 'h2load'} on CPU ${LOAD_CPU}, server on CPU ${SERVER_CPU}), ` +
-    `${ROUNDS} rounds of fresh servers, ${SECONDS_PER_ROUND} s each in rotated order, load average ${round(load.min, 1)}–${round(load.max, 1)}`
+    `${ROUNDS} rounds of fresh servers, ${SLICES} slices of ${SECONDS_PER_SLICE} s each in turn, load average ${round(machineLoad.min, 1)}–${round(machineLoad.max, 1)}`
   const micros = (s: number, of: keyof Measure, digits = 2): string => round(spread(rounds.map(r => r[s]![of])).median, digits)
   const ratio = (s: number, of: keyof Measure) => spread(rounds.map(r => r[s]![of] / r[0]![of]))
   return sides.slice(1).map(({ label }, index) => {
@@ -97,6 +132,8 @@ async function compare (protocol: Protocol): Promise<Figure[]> {
       name: `${label} ÷ bare Fastify: ${how}`,
       result: `CPU per request **${describeSpread(cpu, 3)}**, ${micros(s, 'cpuMicrosPerRequest')} vs ${micros(0, 'cpuMicrosPerRequest')} µs; ` +
         `GC per request **${describeSpread(gc, 2)}**, ${micros(s, 'gcMicrosPerRequest')} vs ${micros(0, 'gcMicrosPerRequest')} µs; ` +
+        `collections per 10,000 requests: minor ${micros(s, 'minorGcsPer10k')} vs ${micros(0, 'minorGcsPer10k')}, ` +
+        `major ${micros(s, 'majorGcsPer10k', 3)} vs ${micros(0, 'majorGcsPer10k', 3)}; ` +
         `req/s ${describeSpread(ratio(s, 'requestsPerSecond'), 3)}, ${micros(s, 'requestsPerSecond', 0)} vs ${micros(0, 'requestsPerSecond', 0)}`,
       target: control ? '— (the noise: what the method resolves)' : 'CPU ≤ 1.03, GC ≤ 1.10',
       ...control ? {} : { met: cpu.median <= 1.03 && gc.median <= 1.10 }
