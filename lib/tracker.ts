@@ -117,7 +117,8 @@ export class InFlightTracker<Request extends object = object> {
   }
 
   #wakeIfIdle (): void {
-    if (!this.idle) return
+    // Nothing in flight is common between requests; a waiter only once the drain started.
+    if (this.#idleWaiters.length === 0 || !this.idle) return
     const waiters = this.#idleWaiters
     this.#idleWaiters = []
     for (const wake of waiters) wake()
