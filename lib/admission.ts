@@ -87,11 +87,7 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
     if (limit === undefined || routeConfig.outOfLimit(request)) return proceed(reply, done)
 
     const mayQueue = serving()
-    const place = limit.enter(turn => {
-      if (turn === 'run') return proceed(reply, done)
-      log.debug({ reqId: request.id, queueTimeout: options.queueTimeout }, 'no slot within queueTimeout: refused with 503')
-      refuseWith(request, reply, QUEUE_TIMEOUT_BODY)
-    }, mayQueue)
+    const place = limit.enter(mayQueue)
     if (place === undefined) {
       log.debug({ reqId: request.id, running: limit.running, queued: limit.queued },
         mayQueue ? 'every slot busy and the queue full: refused with 503' : 'every slot busy while draining: refused with 503')
@@ -100,6 +96,11 @@ export function createAdmission ({ options, tracker, serving, starting, limit, l
     response[kPlace] = place
     if (!place.waiting) return proceed(reply, done)
     log.debug({ reqId: request.id, running: limit.running, queued: limit.queued }, 'every slot busy: request queued')
+    place.whenTurn(turn => {
+      if (turn === 'run') return proceed(reply, done)
+      log.debug({ reqId: request.id, queueTimeout: options.queueTimeout }, 'no slot within queueTimeout: refused with 503')
+      refuseWith(request, reply, QUEUE_TIMEOUT_BODY)
+    })
   }
 
   function end (response: AdmittedResponse): void {

@@ -15,15 +15,24 @@ const kAwaitingContinue = Symbol('fastify-graceful-termination.awaitingContinue'
  * still arriving in every turn after that are a flood no draining of the queue keeps up with.
  */
 const LISTENER_CLOSE_LIMIT_MS = 1000
+/** The fewest closed connections worth a sweep of the registry (see #sweep). */
+const SWEEP_MIN = 64
 
 type Tagged<T> = T & { [kConnection]?: Connection }
 /** A response followed to its end; null: it runs on no connection of ours (HTTP/2, inject). */
 type Followed = RawResponse & { [kConnection]?: Connection | null }
 
-/** One accepted TCP connection, whatever it carries: HTTP/1.1, TLS, HTTP/2. */
+/**
+ * One accepted TCP connection, whatever it carries: HTTP/1.1, TLS, HTTP/2. There is one for every
+ * socket open, idle ones included, so it holds as little as it can.
+ */
 class Connection {
-  /** HTTP/1 responses in flight, oldest first: pipelined requests wait behind the first. */
-  readonly responses: ServerResponse[] = []
+  /**
+   * HTTP/1 responses in flight, oldest first: pipelined requests wait behind the first. Nearly
+   * always none or one, kept as it is; an array only while requests are pipelined, so that an
+   * idle connection keeps no storage and a request allocates none.
+   */
+  #responses: ServerResponse | ServerResponse[] | undefined = undefined
   session: Http2Session | undefined = undefined
   /** What HTTP/1 runs over: the socket itself, or the TLS socket on it. */
   http: net.Socket | undefined = undefined
@@ -34,6 +43,52 @@ class Connection {
   /** Accepted while arrivals are noted, and its first request not seen yet. */
   arrived = false
   constructor (readonly socket: net.Socket) {}
+
+  get idle (): boolean {
+    return this.#responses === undefined
+  }
+
+  /** More than one response in flight: those behind the first get no 'close' if the socket dies. */
+  get pipelined (): boolean {
+    return Array.isArray(this.#responses)
+  }
+
+  /** The response to the newest request read, if one is in flight. */
+  get newest (): ServerResponse | undefined {
+    const responses = this.#responses
+    return Array.isArray(responses) ? responses.at(-1) : responses
+  }
+
+  add (response: ServerResponse): void {
+    const responses = this.#responses
+    if (responses === undefined) this.#responses = response
+    else if (Array.isArray(responses)) responses.push(response)
+    else this.#responses = [responses, response]
+  }
+
+  remove (response: ServerResponse): void {
+    const responses = this.#responses
+    if (responses === response) {
+      this.#responses = undefined
+    } else if (Array.isArray(responses)) {
+      const index = responses.indexOf(response)
+      if (index !== -1) responses.splice(index, 1)
+      if (responses.length === 1) this.#responses = responses[0]
+    }
+  }
+
+  /** The responses in flight, oldest first. */
+  responses (): ServerResponse[] {
+    const responses = this.#responses
+    return Array.isArray(responses) ? [...responses] : responses === undefined ? [] : [responses]
+  }
+
+  /** Forgets every response in flight and returns them: the connection closed under them. */
+  takeResponses (): ServerResponse[] {
+    const responses = this.responses()
+    this.#responses = undefined
+    return responses
+  }
 }
 
 /**
@@ -78,12 +133,18 @@ export interface Arrivals {
  * written, then whatever still arrives is read and dropped until the client closes its side.
  */
 export class Connections {
+  /** Every open connection, and closed ones until the next sweep while serving (see #sweep). */
   readonly #open = new Set<Connection>()
+  /** The size #open must reach before closed connections are swept out of it. */
+  #sweepAt = SWEEP_MIN
+  /** Since the shutdown began, each socket's 'close' is heard at once, which allClosed() needs. */
+  #closesHeard = false
   readonly #servers = new Set<net.Server>()
   readonly #onRequestEnd: (response: RawResponse) => void
   readonly #finalEvent: (response: ServerResponse) => string | false
   readonly #webSocketServer: () => WebSocketServerLike | undefined
   readonly #onResponseClose: (this: RawResponse) => void
+  readonly #onSocketClose: (this: Tagged<net.Socket>) => void
   readonly #isProbe: (request: RawRequest) => boolean
   #retiring = false
   #accepting = true
@@ -100,8 +161,9 @@ export class Connections {
     this.#webSocketServer = webSocketServer
     this.#isProbe = isProbe
     const connections = this
-    // One function for every response, not a closure each: `this` is the response that closed.
+    // One function for every response and one for every socket, not a closure each: `this` is what closed.
     this.#onResponseClose = function (this: RawResponse) { connections.#end(this) }
+    this.#onSocketClose = function (this: Tagged<net.Socket>) { connections.#closed(this[kConnection]!) }
   }
 
   /** Follows a server's connections and requests; each server once. */
@@ -119,9 +181,10 @@ export class Connections {
     // and the others are followed before any hook of the app can answer them.
     const emit = server.emit
     const connections = this
-    server.emit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === 'request' && !connections.#receive(this, args[0] as RawRequest, args[1] as RawResponse)) return false
-      return Reflect.apply(emit, this, [event, ...args])
+    // It runs for every event of the server: `arguments` passed on as they came makes no array.
+    server.emit = function (this: net.Server, event: string | symbol, request?: unknown, response?: unknown): boolean {
+      if (event === 'request' && !connections.#receive(this, request as RawRequest, response as RawResponse)) return false
+      return Reflect.apply(emit, this, arguments)
     }
     // Without a listener Node sends 100 Continue before the app sees the request: a request
     // about to be refused would be invited to upload its body. continueIfAwaited() sends it.
@@ -149,7 +212,8 @@ export class Connections {
     if (connection === undefined) return
     const http1 = response as ServerResponse
     connection.http ??= request.socket as net.Socket
-    connection.responses.push(http1)
+    connection.add(http1)
+    if (connection.pipelined) this.#hearClose(connection)
     if (this.#retiring) this.#makeLast(connection, http1)
   }
 
@@ -170,9 +234,10 @@ export class Connections {
    */
   retire (): void {
     this.#retiring = true
+    this.#hearCloses()
     for (const connection of this.#open) {
-      const last = connection.responses.at(-1)
-      if (last !== undefined) this.#makeLast(connection, last)
+      const newest = connection.newest
+      if (newest !== undefined) this.#makeLast(connection, newest)
     }
   }
 
@@ -230,20 +295,30 @@ export class Connections {
    * FINs have left (Node sends a FIN on the loop's next turn).
    */
   closeIdle (): ClosingIdle {
-    const finishing: Array<Promise<void>> = []
+    this.#hearCloses()
+    // Counted down by one callback for all, not a promise each: there can be tens of thousands.
+    let closed = 0
+    let unsent = 0
+    let allSent!: () => void
+    const finSent = new Promise<void>(resolve => { allSent = resolve })
+    const sent = (): void => { if (--unsent === 0) allSent() }
     for (const connection of this.#open) {
       if (connection.session !== undefined) {
         connection.session.close()
-      } else if (connection.responses.length === 0 && !(connection.http ?? connection.socket).writableEnded) {
+      } else if (connection.idle && !(connection.http ?? connection.socket).writableEnded) {
         // A connection whose last response said Connection: close is ending by itself.
-        finishing.push(new Promise(resolve => this.#close(connection, resolve)))
+        closed++
+        unsent++
+        this.#close(connection, sent)
       }
     }
-    return { closed: finishing.length, finSent: Promise.all(finishing).then(() => {}) }
+    if (unsent === 0) allSent()
+    return { closed, finSent }
   }
 
   /** Resolves once every connection is closed: each client has closed its side. */
   allClosed (): Promise<void> {
+    this.#hearCloses()
     if (this.#open.size === 0) return Promise.resolve()
     return new Promise(resolve => { this.#whenAllClosed.push(resolve) })
   }
@@ -255,7 +330,7 @@ export class Connections {
   endEventStreams (): number {
     let ended = 0
     for (const connection of this.#open) {
-      for (const response of connection.responses) {
+      for (const response of connection.responses()) {
         if (!response.headersSent || response.writableEnded) continue
         if (!String(response.getHeader('content-type') ?? '').startsWith('text/event-stream')) continue
         // Whatever still streams into it now writes after its end: that error is expected.
@@ -276,6 +351,7 @@ export class Connections {
 
   /** Destroys every connection still open: the drain ran out of time, or a client kept its side open. Returns how many. */
   destroyAll (): number {
+    this.#hearCloses()
     const destroyed = this.#open.size
     for (const connection of this.#open) {
       connection.session?.destroy()
@@ -291,12 +367,41 @@ export class Connections {
     connection.acceptedWhileClosing = this.#held !== undefined
     connection.arrived = this.#arrivals !== undefined
     this.#open.add(connection)
-    socket.once('close', () => {
-      this.#open.delete(connection)
-      // Node emits no 'close' for a pipelined response still queued behind another: end it here.
-      for (const response of connection.responses.splice(0)) this.#onRequestEnd(response)
-      if (this.#open.size === 0) for (const resolve of this.#whenAllClosed.splice(0)) resolve()
-    })
+    if (this.#closesHeard) socket.on('close', this.#onSocketClose)
+    else if (this.#open.size >= this.#sweepAt) this.#sweep()
+  }
+
+  /**
+   * While serving, no socket has a 'close' listener of ours: Node adds one to the socket for each
+   * response, and beside a second permanent listener that grows the socket's listener array to
+   * twenty slots, 200 bytes held by every connection as long as it stays open. Closed connections
+   * are dropped from the registry instead once it has grown by an eighth since the last sweep
+   * (64 at least), which costs an accept a few steps on average and holds few closed ones.
+   */
+  #sweep (): void {
+    for (const connection of this.#open) if (connection.socket.destroyed) this.#open.delete(connection)
+    this.#sweepAt = this.#open.size + Math.max(SWEEP_MIN, this.#open.size >> 3)
+  }
+
+  /** From now on, each connection's close is heard as it happens: the shutdown waits for them. */
+  #hearCloses (): void {
+    if (this.#closesHeard) return
+    this.#closesHeard = true
+    this.#sweep()
+    for (const connection of this.#open) this.#hearClose(connection)
+  }
+
+  #hearClose (connection: Connection): void {
+    const socket = connection.socket
+    // 'close' comes once: on() needs no once() wrapper.
+    if (socket.listenerCount('close', this.#onSocketClose) === 0) socket.on('close', this.#onSocketClose)
+  }
+
+  #closed (connection: Connection): void {
+    this.#open.delete(connection)
+    // Node emits no 'close' for a pipelined response still queued behind another: end it here.
+    if (!connection.idle) for (const response of connection.takeResponses()) this.#onRequestEnd(response)
+    if (this.#open.size === 0) for (const resolve of this.#whenAllClosed.splice(0)) resolve()
   }
 
   /**
@@ -336,10 +441,7 @@ export class Connections {
 
   #end (response: Followed): void {
     const connection = response[kConnection]
-    if (connection != null) {
-      const index = connection.responses.indexOf(response as ServerResponse)
-      if (index !== -1) connection.responses.splice(index, 1)
-    }
+    if (connection != null) connection.remove(response as ServerResponse)
     this.#onRequestEnd(response)
   }
 

@@ -16,6 +16,8 @@ export type Turn = 'run' | 'timed-out'
 export interface Place {
   /** True while the request waits for a slot. */
   readonly waiting: boolean
+  /** For a request that waits: `onTurn` is called once when its wait ends, never after leave(). */
+  whenTurn (onTurn: (turn: Turn) => void): void
   /** Gives back the slot, or the place in the queue; only the first call does anything. */
   leave (): void
 }
@@ -24,16 +26,17 @@ export interface Place {
 class Entry implements Place {
   state: 'running' | 'waiting' | 'left'
   timer: NodeJS.Timeout | undefined = undefined
-  readonly onTurn: (turn: Turn) => void
+  onTurn: ((turn: Turn) => void) | undefined = undefined
   readonly #leave: (entry: Entry) => void
 
-  constructor (state: Entry['state'], onTurn: (turn: Turn) => void, leave: (entry: Entry) => void) {
+  constructor (state: Entry['state'], leave: (entry: Entry) => void) {
     this.state = state
-    this.onTurn = onTurn
     this.#leave = leave
   }
 
   get waiting (): boolean { return this.state === 'waiting' }
+
+  whenTurn (onTurn: (turn: Turn) => void): void { this.onTurn = onTurn }
 
   leave (): void { this.#leave(this) }
 }
@@ -69,14 +72,15 @@ export class ConcurrencyLimit {
 
   /**
    * Lets a request in: with a slot free it holds one at once (`waiting` is false); else it
-   * queues if `mayQueue` and the queue has room, and `onTurn` is called once when its wait ends,
-   * never after leave(). Returns undefined when it may not wait: refused.
+   * queues if `mayQueue` and the queue has room, and is told through whenTurn() when its wait
+   * ends: a request that finds a slot, nearly every one, needs no callback made for it. Returns
+   * undefined when it may not wait: refused.
    */
-  enter (onTurn: (turn: Turn) => void, mayQueue = true): Place | undefined {
+  enter (mayQueue = true): Place | undefined {
     const running = this.#running < this.#maxConcurrency
     if (!running && (!mayQueue || this.#queued >= this.#maxQueue)) return undefined
 
-    const entry = new Entry(running ? 'running' : 'waiting', onTurn, this.#leaveEntry)
+    const entry = new Entry(running ? 'running' : 'waiting', this.#leaveEntry)
     if (running) {
       this.#running++
       return entry
@@ -114,7 +118,8 @@ export class ConcurrencyLimit {
   #start (entry: Entry): void {
     this.#stopWaiting(entry)
     entry.state = 'running'
-    entry.onTurn('run')
+    // The turn comes in a later tick than enter(), once whenTurn() has been called.
+    entry.onTurn?.('run')
   }
 
   /** A slot given back goes to the oldest entry in the queue; with none, it is free. */
@@ -140,7 +145,7 @@ export class ConcurrencyLimit {
   /** Runs only while the entry waits: #stopWaiting() clears the timer. */
   #timeOut (entry: Entry): void {
     this.#abandon(entry)
-    entry.onTurn('timed-out')
+    entry.onTurn?.('timed-out')
   }
 
   /**

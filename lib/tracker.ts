@@ -76,6 +76,9 @@ export class InFlightTracker<Request extends object = object> {
     else entry.previous.next = entry.next
     if (entry.next === undefined) this.#newest = entry.previous
     else entry.next.previous = entry.previous
+    // The entry stays reachable from its response for a while: its links would keep every later
+    // request alive with it, and once one is promoted the collector promotes the whole chain.
+    entry.previous = entry.next = undefined
     this.#activeRequests--
     this.#wakeIfIdle()
   }
@@ -114,7 +117,8 @@ export class InFlightTracker<Request extends object = object> {
   }
 
   #wakeIfIdle (): void {
-    if (!this.idle) return
+    // Nothing in flight is common between requests; a waiter only once the drain started.
+    if (this.#idleWaiters.length === 0 || !this.idle) return
     const waiters = this.#idleWaiters
     this.#idleWaiters = []
     for (const wake of waiters) wake()

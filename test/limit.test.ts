@@ -19,10 +19,11 @@ function limitWithLog (options: Partial<LimitOptions>) {
   function enter (name: string, mayQueue = true): Request {
     let onTurn!: (turn: Turn) => void
     const turn = new Promise<Turn>(resolve => { onTurn = resolve })
-    const admission = limit.enter(turn => {
+    const admission = limit.enter(mayQueue)
+    admission?.whenTurn(turn => {
       turns.push(`${name}:${turn}`)
       onTurn(turn)
-    }, mayQueue)
+    })
     return { name, admission, turn }
   }
   return { limit, turns, enter }

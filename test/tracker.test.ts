@@ -31,6 +31,19 @@ t.test('counts begun requests; ending one twice changes nothing; lists them olde
   t.same(inFlight.pending().map(work => work.id), ['e'], 'the list starts anew once empty')
 })
 
+t.test('a finished request keeps no link to the others: its response would keep them all alive', async t => {
+  const inFlight = tracker()
+  const a = inFlight.begin(request('a'))
+  const b = inFlight.begin(request('b'))
+  const c = inFlight.begin(request('c'))
+  const d = inFlight.begin(request('d'))
+  for (const [entry, where] of [[b, 'the middle'], [a, 'the front'], [d, 'the back'], [c, 'the last one']] as const) {
+    inFlight.end(entry)
+    t.same([entry.previous, entry.next], [undefined, undefined], `ended from ${where}`)
+  }
+  t.same(inFlight.pending(), [])
+})
+
 t.test('whenIdle waits for requests and tasks alike', async t => {
   const inFlight = tracker()
   await inFlight.whenIdle()
