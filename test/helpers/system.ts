@@ -18,15 +18,8 @@ export function findBinary (name: string): string | undefined {
   return undefined
 }
 
-/** A port on 127.0.0.1 that nothing listens on right now (the kernel's pick). */
-export async function freePort (): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
+// The one verify uses to pick the port it gives a service.
+export { freePort } from '../../verify/src/run.js'
 
 /** Whether a server could listen on this port now: no other socket listens on it. */
 export async function canListen (port: number): Promise<boolean> {

@@ -1,6 +1,7 @@
 import { constants } from 'node:os'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { formatValue, InvalidOptionError, UsageError } from './errors.js'
+import type { LoadOptions } from './load.js'
 
 export type EngineName = 'docker' | 'podman'
 
@@ -8,18 +9,12 @@ export type EngineName = 'docker' | 'podman'
  * The command line, every value checked and nothing read yet: the files it names (the
  * Dockerfile, cerebrium.toml) are read by resolveSettings(), so parsing is pure.
  */
-export interface VerifyArguments {
+export interface VerifyArguments extends Omit<LoadOptions, 'timeout'> {
   /** What follows `--`: the service's command line, or with --engine the container's command. */
   command: string[]
   dockerfile: string | undefined
   /** Run the Dockerfile's image in this engine; 'auto': the first one on the PATH that answers. */
   engine: EngineName | 'auto' | undefined
-  method: string
-  path: string
-  body: string | undefined
-  headers: Record<string, string>
-  rate: number
-  connections: number
   warmup: number
   /** undefined: SIGTERM, or with --engine the image's STOPSIGNAL, as the engine's stop sends it. */
   signal: NodeJS.Signals | undefined
