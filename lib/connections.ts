@@ -3,13 +3,11 @@ import { performance } from 'node:perf_hooks'
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2'
-import { closeWebSockets, type WebSocketServerLike } from './websockets.js'
 
 export type RawRequest = IncomingMessage | Http2ServerRequest
 export type RawResponse = ServerResponse | Http2ServerResponse
 
 const kConnection = Symbol('fastify-graceful-termination.connection')
-const kAwaitingContinue = Symbol('fastify-graceful-termination.awaitingContinue')
 /**
  * How long the listeners may wait for a turn of the event loop that accepts nothing. Connections
  * still arriving in every turn after that are a flood no draining of the queue keeps up with.
@@ -103,10 +101,6 @@ function connectionOf (socket: net.Socket): Connection | undefined {
 export interface ConnectionsOptions {
   /** Called once for every request when it is over: its response closed, or its connection did first. */
   onRequestEnd (response: RawResponse): void
-  /** What an event stream still open at the deadline is sent before it ends; false for nothing. */
-  finalEvent (response: ServerResponse): string | false
-  /** The app's WebSocket server (@fastify/websocket's `websocketServer`), looked up when needed. */
-  webSocketServer (): WebSocketServerLike | undefined
   /** Whether a request is the platform's probe, not traffic routed here. */
   isProbe (request: RawRequest): boolean
 }
@@ -141,8 +135,6 @@ export class Connections {
   #closesHeard = false
   readonly #servers = new Set<net.Server>()
   readonly #onRequestEnd: (response: RawResponse) => void
-  readonly #finalEvent: (response: ServerResponse) => string | false
-  readonly #webSocketServer: () => WebSocketServerLike | undefined
   readonly #onResponseClose: (this: RawResponse) => void
   readonly #onSocketClose: (this: Tagged<net.Socket>) => void
   readonly #isProbe: (request: RawRequest) => boolean
@@ -155,10 +147,8 @@ export class Connections {
   /** While the listeners close: the requests held back until they are closed. */
   #held: Array<() => void> | undefined = undefined
 
-  constructor ({ onRequestEnd, finalEvent, webSocketServer, isProbe }: ConnectionsOptions) {
+  constructor ({ onRequestEnd, isProbe }: ConnectionsOptions) {
     this.#onRequestEnd = onRequestEnd
-    this.#finalEvent = finalEvent
-    this.#webSocketServer = webSocketServer
     this.#isProbe = isProbe
     const connections = this
     // One function for every response and one for every socket, not a closure each: `this` is what closed.
@@ -185,14 +175,6 @@ export class Connections {
     server.emit = function (this: net.Server, event: string | symbol, request?: unknown, response?: unknown): boolean {
       if (event === 'request' && !connections.#receive(this, request as RawRequest, response as RawResponse)) return false
       return Reflect.apply(emit, this, arguments)
-    }
-    // Without a listener Node sends 100 Continue before the app sees the request: a request
-    // about to be refused would be invited to upload its body. continueIfAwaited() sends it.
-    if (events.listenerCount('checkContinue') === 0) {
-      events.on('checkContinue', (request: RawRequest, response: RawResponse & { [kAwaitingContinue]?: boolean }) => {
-        response[kAwaitingContinue] = true
-        events.emit('request', request, response)
-      })
     }
   }
 
@@ -323,30 +305,9 @@ export class Connections {
     return new Promise(resolve => { this.#whenAllClosed.push(resolve) })
   }
 
-  /**
-   * Ends every Server-Sent Events stream still in flight the way the protocol allows: a final
-   * event, then the end of the response. Returns how many.
-   */
-  endEventStreams (): number {
-    let ended = 0
-    for (const connection of this.#open) {
-      for (const response of connection.responses()) {
-        if (!response.headersSent || response.writableEnded) continue
-        if (!String(response.getHeader('content-type') ?? '').startsWith('text/event-stream')) continue
-        // Whatever still streams into it now writes after its end: that error is expected.
-        response.on('error', () => {})
-        const finalEvent = this.#finalEvent(response)
-        if (finalEvent === false) response.end()
-        else response.end(finalEvent)
-        ended++
-      }
-    }
-    return ended
-  }
-
-  /** Sends every open WebSocket 1001 Going Away; one promise per socket, settled once it closed. */
-  closeWebSockets (): Array<Promise<unknown>> {
-    return closeWebSockets(this.#webSocketServer())
+  /** The HTTP/1 responses in flight, on every connection. */
+  * responses (): Iterable<ServerResponse> {
+    for (const connection of this.#open) yield * connection.responses()
   }
 
   /** Destroys every connection still open: the drain ran out of time, or a client kept its side open. Returns how many. */
@@ -468,16 +429,4 @@ export class Connections {
     connection.ending = true
     ;(connection.http ?? connection.socket).end(finished)
   }
-}
-
-/** Sends the 100 Continue that Node held back for this response, if it did: the request is let in. */
-export function continueIfAwaited (response: RawResponse & { [kAwaitingContinue]?: boolean }): void {
-  if (response[kAwaitingContinue] !== true) return
-  response[kAwaitingContinue] = false
-  response.writeContinue()
-}
-
-/** Whether Node holds back a 100 Continue for this response: its client sends no body until then. */
-export function awaitsContinue (response: RawResponse & { [kAwaitingContinue]?: boolean }): boolean {
-  return response[kAwaitingContinue] === true
 }

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Server } from 'node:net'
 import { createAdmission } from './admission.js'
 import { Connections } from './connections.js'
 import { finalEventOf } from './final-event.js'
@@ -9,6 +10,7 @@ import { resolveOptions, type GracefulTerminationOptions, type Resolution } from
 import { detectPlatform } from './platform.js'
 import { pm2 } from './pm2.js'
 import { failProcess, handleProcessSignals } from './process-signals.js'
+import { holdBackContinue } from './refusal.js'
 import { assertRootInstance, FASTIFY_CLI_WARNING, startedByFastifyCli } from './registration.js'
 import { createRouteConfig } from './route-config.js'
 import { isProbeRequest, registerProbeRoutes } from './routes.js'
@@ -17,7 +19,7 @@ import { StartupGate, type StartupWork } from './startup.js'
 import { CheckSet } from './checks.js'
 import { ShutdownSequence, type LifecycleState, type ShutdownOutcome } from './shutdown.js'
 import { InFlightTracker } from './tracker.js'
-import type { WebSocketServerLike } from './websockets.js'
+import { LongLived, type WebSocketServerLike } from './long-lived.js'
 
 export { InvalidOptionError, NotRootError, StartupOverError } from './errors.js'
 import { StartupOverError } from './errors.js'
@@ -85,10 +87,13 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
   const limit = Number.isFinite(options.maxConcurrency) ? new ConcurrencyLimit(options) : undefined
   const connections = new Connections({
     onRequestEnd: response => admission.end(response),
+    isProbe: isProbeRequest(options)
+  })
+  const longLived = new LongLived({
+    responses: () => connections.responses(),
     finalEvent: finalEventOf(options.sseFinalEvent, response => admission.requestOf(response), log),
     // Registered after this plugin, if at all: looked up when the shutdown needs it.
-    webSocketServer: () => (fastify as FastifyInstance & { websocketServer?: WebSocketServerLike }).websocketServer,
-    isProbe: isProbeRequest(options)
+    webSocketServer: () => (fastify as FastifyInstance & { websocketServer?: WebSocketServerLike }).websocketServer
   })
   const sequence = new ShutdownSequence({
     tracker,
@@ -96,6 +101,7 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     readinessDelay: options.readinessDelay,
     log,
     connections,
+    longLived,
     closeWebSocketsOnDrain: options.closeWebSockets === 'on-drain',
     closeApp: () => fastify.close(),
     starting: (): boolean => gate.starting
@@ -153,10 +159,15 @@ const gracefulTermination: FastifyPluginAsync<GracefulTerminationOptions> = asyn
     tally: sequence.tally
   })
   fastify.addHook('onRequest', admission.admit)
-  connections.watch(fastify.server)
+  /** Every server the app listens with: its connections followed, 100 Continue held back until a request is let in. */
+  const watch = (server: Server): void => {
+    connections.watch(server)
+    holdBackContinue(server)
+  }
+  watch(fastify.server)
   fastify.addHook('onListen', async () => {
     const extra = extraServers(fastify)
-    for (const server of extra) connections.watch(server)
+    for (const server of extra) watch(server)
     const notWatched = addressesNotWatched(fastify, [fastify.server, ...extra])
     if (notWatched.length > 0) {
       log.error({ addresses: notWatched }, 'listening on addresses whose server this plugin cannot find: their connections will not drain (this Fastify release keeps its servers elsewhere; please report it)')

@@ -1,5 +1,37 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { awaitsContinue } from './connections.js'
+import type { EventEmitter } from 'node:events'
+import type { Server } from 'node:net'
+import type { RawRequest, RawResponse } from './connections.js'
+
+const kAwaitingContinue = Symbol('fastify-graceful-termination.awaitingContinue')
+type MayAwaitContinue = RawResponse & { [kAwaitingContinue]?: boolean }
+
+/**
+ * Without a 'checkContinue' listener Node sends 100 Continue before the app sees the request: a
+ * request about to be refused would be invited to upload its body for nothing. So the server
+ * holds it back, and continueIfAwaited() sends it once the request is let in. A server whose app
+ * listens for 'checkContinue' itself is left to it.
+ */
+export function holdBackContinue (server: Server): void {
+  const events = server as EventEmitter
+  if (events.listenerCount('checkContinue') > 0) return
+  events.on('checkContinue', (request: RawRequest, response: MayAwaitContinue) => {
+    response[kAwaitingContinue] = true
+    events.emit('request', request, response)
+  })
+}
+
+/** Sends the 100 Continue that was held back for this response, if it was: the request is let in. */
+export function continueIfAwaited (response: MayAwaitContinue): void {
+  if (response[kAwaitingContinue] !== true) return
+  response[kAwaitingContinue] = false
+  response.writeContinue()
+}
+
+/** Whether a 100 Continue is held back for this response: its client sends no body until then. */
+function awaitsContinue (response: MayAwaitContinue): boolean {
+  return response[kAwaitingContinue] === true
+}
 
 function serviceUnavailable<Code extends string> (code: Code, message: string) {
   return { statusCode: 503, error: 'Service Unavailable', code, message } as const

@@ -40,12 +40,22 @@ export interface ShutdownOptions {
   readinessDelay: number | Required<RoutingWatch>
   log: Logger
   connections: ConnectionControl
+  /** Event streams and WebSockets: ended the way their protocols allow before a cut. */
+  longLived: LongLivedControl
   /** Close WebSockets with 1001 as soon as the drain starts, not at its deadline. */
   closeWebSocketsOnDrain: boolean
   /** fastify.close(): runs onClose hooks once the server's last connection is gone. */
   closeApp (): Promise<void>
   /** True while startup work is pending: nothing routes to a replica that was never ready. */
   starting (): boolean
+}
+
+/** What the sequence does to event streams and WebSockets. */
+export interface LongLivedControl {
+  /** Ends every Server-Sent Events stream in flight with its final event; returns how many. */
+  endEventStreams (): number
+  /** Sends every open WebSocket 1001 Going Away; one promise per socket, settled once it closed. */
+  closeWebSockets (): Array<Promise<unknown>>
 }
 
 /** What the sequence does to the connections, in the order it does it. */
@@ -65,10 +75,6 @@ export interface ConnectionControl {
   closeIdle (): ClosingIdle
   /** Resolves once every connection is closed. */
   allClosed (): Promise<void>
-  /** Ends every Server-Sent Events stream in flight with its final event; returns how many. */
-  endEventStreams (): number
-  /** Sends every open WebSocket 1001 Going Away; one promise per socket, settled once it closed. */
-  closeWebSockets (): Array<Promise<unknown>>
   /** Destroys every connection still open; returns how many. */
   destroyAll (): number
 }
@@ -182,7 +188,7 @@ export class ShutdownSequence {
       : typeof readinessDelay === 'number' ? readinessDelay : { watch: readinessDelay, arrivals: this.#options.connections.noteArrivals() }
     this.#options.connections.retire()
     if (this.#options.closeWebSocketsOnDrain) {
-      const webSockets = this.#options.connections.closeWebSockets().length
+      const webSockets = this.#options.longLived.closeWebSockets().length
       if (webSockets > 0) log.info({ webSockets }, 'sent 1001 Going Away to every open WebSocket')
     }
 
@@ -261,9 +267,9 @@ export class ShutdownSequence {
    * and end, WebSockets get 1001 Going Away and up to waitMs for their closing handshake.
    */
   async #endLongLived (waitMs: number): Promise<void> {
-    const { connections, log } = this.#options
-    const eventStreams = connections.endEventStreams()
-    const webSockets = connections.closeWebSockets()
+    const { longLived, log } = this.#options
+    const eventStreams = longLived.endEventStreams()
+    const webSockets = longLived.closeWebSockets()
     if (eventStreams + webSockets.length === 0) return
     log.error({ eventStreams, webSockets: webSockets.length }, 'ending event streams with their final event and WebSockets with 1001 Going Away')
     if (webSockets.length > 0) await Promise.race([Promise.all(webSockets), this.#timer(waitMs).elapsed])

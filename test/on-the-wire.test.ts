@@ -148,7 +148,7 @@ t.test('churn through the shutdown: no request is reset after it was sent, and e
 
 t.test('new connections arriving faster than the event loop accepts them: the listener still closes a second after the decision', async t => {
   const server = http.createServer((_request, response) => response.end('ok'))
-  const connections = new Connections({ onRequestEnd: () => {}, finalEvent: () => false, webSocketServer: () => undefined, isProbe: () => false })
+  const connections = new Connections({ onRequestEnd: () => {}, isProbe: () => false })
   connections.watch(server)
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')

@@ -22,7 +22,7 @@ interface WatchedServer {
 
 async function watchedServer (t: Test): Promise<WatchedServer> {
   const server = http.createServer((request, response) => response.end('ok'))
-  const connections = new Connections({ onRequestEnd: () => {}, finalEvent: () => false, webSocketServer: () => undefined, isProbe: () => false })
+  const connections = new Connections({ onRequestEnd: () => {}, isProbe: () => false })
   connections.watch(server)
   const accepted: net.Socket[] = []
   let closedCount = 0

@@ -28,9 +28,11 @@ function fakeOptions (overrides: Partial<ShutdownOptions> = {}) {
       readArrived: async () => { events.push('read arrived') },
       closeIdle: () => { events.push('close idle'); return { closed: 2, finSent: Promise.resolve() } },
       allClosed: async () => { events.push('all closed') },
-      endEventStreams: () => { events.push('end event streams'); return 1 },
-      closeWebSockets: () => { events.push('close websockets'); return [Promise.resolve()] },
       destroyAll: () => { events.push('destroy all'); return 0 }
+    },
+    longLived: {
+      endEventStreams: () => { events.push('end event streams'); return 1 },
+      closeWebSockets: () => { events.push('close websockets'); return [Promise.resolve()] }
     },
     closeWebSocketsOnDrain: false,
     closeApp: async () => { events.push('close') },
