@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2'
+import { acceptQueueLength } from './accept-queue.js'
 
 export type RawRequest = IncomingMessage | Http2ServerRequest
 export type RawResponse = ServerResponse | Http2ServerResponse
@@ -232,9 +233,9 @@ export class Connections {
     this.#accepting = false
     for (const connection of this.#open) connection.session?.close()
     // Closing a listener resets the connections the kernel has completed and the app not yet
-    // accepted, whose clients have usually sent their request. The event loop accepts one per
-    // listener per turn (libuv), so the listeners close in the check phase of the first turn
-    // whose poll accepted nothing, and what was accepted until then is served, once they are
+    // accepted, whose clients have usually sent their request. The listeners close in the check
+    // phase of the first turn whose poll accepted nothing, once the kernel (where it says) shows
+    // their accept queues empty too, and what was accepted until then is served, once they are
     // closed: answered sooner, its client would come back with a new connection, and clients
     // that always do would keep the queue from ever emptying.
     const held: Array<() => void> = this.#held = []
@@ -244,7 +245,7 @@ export class Connections {
       // Counted from one check phase to the next, so that a whole poll lies between.
       let seen = -1
       const closeOnceNothingPending = (): void => {
-        if (this.#accepted !== seen && performance.now() - startedAt < LISTENER_CLOSE_LIMIT_MS) {
+        if ((this.#accepted !== seen || this.#connectionsQueued()) && performance.now() - startedAt < LISTENER_CLOSE_LIMIT_MS) {
           seen = this.#accepted
           setImmediate(closeOnceNothingPending)
           return
@@ -258,6 +259,12 @@ export class Connections {
       }
       setImmediate(closeOnceNothingPending)
     })
+  }
+
+  /** Whether a listener has connections in its accept queue, read last thing before closing. */
+  #connectionsQueued (): boolean {
+    for (const server of this.#servers) if (server.listening && (acceptQueueLength(server) ?? 0) > 0) return true
+    return false
   }
 
   /**

@@ -178,3 +178,35 @@ t.test('new connections arriving faster than the event loop accepts them: the li
   t.ok(elapsedMs >= 1000 && elapsedMs < 1500, `a second after the decision (${elapsedMs.toFixed(0)} ms)`)
   t.ok(accepted > 50, `accepting one a turn until then (${accepted})`)
 })
+
+t.test('a connection the kernel completes just before the listener closes is accepted and served, not reset', async t => {
+  const server = http.createServer((_request, response) => response.end('ok'))
+  const connections = new Connections({ onRequestEnd: () => {}, isProbe: () => false })
+  connections.watch(server)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  t.teardown(() => server.close())
+  // Queued before stopAccepting()'s own check, so it runs just ahead of it in every turn: in the
+  // second, whose poll accepted nothing, it connects (on loopback the kernel completes the
+  // handshake within connect()), and only the kernel knows of the connection when the check runs.
+  let client!: net.Socket
+  let turns = 0
+  const connectAheadOfTheClose = (): void => {
+    if (++turns < 2) {
+      setImmediate(connectAheadOfTheClose)
+      return
+    }
+    client = net.connect(port, '127.0.0.1')
+    client.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+  }
+  setImmediate(connectAheadOfTheClose)
+  const accepted = await connections.stopAccepting()
+  t.equal(server.listening, false, 'the listener is closed')
+  let received = ''
+  client.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
+  const [error] = await Promise.race([once(client, 'error'), once(client, 'end').then(() => [undefined])]) as [NodeJS.ErrnoException | undefined]
+  t.equal(error?.code, undefined, 'no reset')
+  t.match(received, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok$/, 'answered, then a FIN')
+  t.equal(accepted, 1, 'accepted before the listener closed')
+})
