@@ -53,10 +53,11 @@ export interface Teardown {
 
 export const fixturePath = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
-// A fixture runs under the TypeScript loader that runs this file (tap's, in the suite), so each
-// source file is compiled one way in every process and the coverage of all of them merges. tsx's
-// output, a few long lines per file, would count every line of a file as covered once it loads.
-const typeScriptLoader = process.execArgv.filter(arg => /^--import=.*typescript/.test(arg))
+// A fixture runs under the TypeScript loaders that run this file (tap's, in the suite; tsx too
+// where the suite runs without coverage), so each source file is compiled one way in every
+// process and the coverage of all of them merges. tsx's output, a few long lines per file, would
+// count every line of a file as covered once it loads.
+const typeScriptLoader = process.execArgv.filter(arg => /^--import=.*(typescript|tsx)/.test(arg))
 
 /** `node` arguments that run a TypeScript file. */
 export const typeScriptArgs = (file: string): string[] =>

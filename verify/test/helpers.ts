@@ -9,9 +9,10 @@ export const verifyRoot = fileURLToPath(new URL('..', import.meta.url))
 export const repoRoot = join(verifyRoot, '..')
 export const fixture = (name: string): string => join(verifyRoot, 'test', 'fixtures', name)
 
-// The bin runs under the TypeScript loader that runs this file (tap's, in the suite), so its
-// sources are compiled one way in every process and their coverage merges; tsx otherwise.
-const typeScriptLoader = process.execArgv.filter(arg => /^--import=.*typescript/.test(arg))
+// The bin runs under the TypeScript loaders that run this file (tap's, in the suite; tsx too
+// where it runs without coverage), so its sources are compiled one way in every process and
+// their coverage merges; tsx otherwise.
+const typeScriptLoader = process.execArgv.filter(arg => /^--import=.*(typescript|tsx)/.test(arg))
 const bin = [...(typeScriptLoader.length > 0 ? typeScriptLoader : ['--import', 'tsx']), join(verifyRoot, 'src', 'bin.ts')]
 
 export interface BinRun { code: number | null, stdout: string, stderr: string }
