@@ -59,8 +59,9 @@ export function h2loadMissing (): string | undefined {
 export const h2load: LoadGenerator = async ({ port, path, seconds, cpu, connections, streams = 1 }) => {
   const output = await run('taskset', ['-c', String(cpu), 'h2load', '--clients', String(connections),
     '--max-concurrent-streams', String(streams), '--duration', String(seconds), `http://127.0.0.1:${port}${path}`])
-  // "finished in 3.00s, ..." and "requests: 120 total, 120 started, 120 done, 120 succeeded, 0 failed, 0 errored, 0 timeout"
-  const finished = /finished in ([\d.]+)s/.exec(output)
+  // "finished in 3.00s, ..." (or "999.31ms" under a second) and
+  // "requests: 120 total, 120 started, 120 done, 120 succeeded, 0 failed, 0 errored, 0 timeout"
+  const finished = /finished in ([\d.]+)(m?s),/.exec(output)
   const requests = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output)
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(output)
   if (finished === null || requests === null || codes === null) throw new Error(`h2load: unexpected output\n${output}`)
@@ -68,5 +69,5 @@ export const h2load: LoadGenerator = async ({ port, path, seconds, cpu, connecti
   const non2xx = Number(codes[2]) + Number(codes[3]) + Number(codes[4])
   if (failed > 0 || non2xx > 0) throw new Error(`h2load: ${failed} failed and ${non2xx} non-2xx\n${output}`)
   // Every 2xx the server sent, those that came after the duration's end included.
-  return { answered: Number(codes[1]), seconds: Number(finished[1]) }
+  return { answered: Number(codes[1]), seconds: Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1) }
 }
