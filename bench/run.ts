@@ -1,6 +1,6 @@
 // npm run bench: runs every benchmark and writes each one's figures into docs/benchmarks.md,
 // between its markers, with the date, the machine, its load and the command.
-// `npm run bench -- overhead sse-exit` runs only those (`cost` names the three cost benchmarks)
+// `npm run bench -- overhead sse-exit` runs only those (`cost` names the four cost benchmarks)
 // and rewrites only their figures; `--dry-run` prints them and leaves the file as it is.
 import { readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -14,10 +14,12 @@ import { kubeProxyRollingUpdate } from './kube-proxy.js'
 import { memory } from './memory.js'
 import { nginxRollingRestart } from './nginx-rolling-restart.js'
 import { overhead } from './overhead.js'
+import { profile } from './profile.js'
 import { sseExit } from './sse-exit.js'
 
 const BENCHMARKS: Record<string, () => Promise<Figure[]>> = {
   overhead,
+  profile,
   'connection-memory': connectionMemory,
   'sse-exit': sseExit,
   'exit-latency': exitLatency,
@@ -27,7 +29,7 @@ const BENCHMARKS: Record<string, () => Promise<Figure[]>> = {
   nginx: nginxRollingRestart,
   'kube-proxy': kubeProxyRollingUpdate
 }
-const GROUPS: Record<string, string[]> = { cost: ['overhead', 'connection-memory', 'sse-exit'] }
+const GROUPS: Record<string, string[]> = { cost: ['overhead', 'profile', 'connection-memory', 'sse-exit'] }
 const DOCS = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url))
 
 const args = process.argv.slice(2)
