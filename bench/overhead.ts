@@ -7,7 +7,7 @@
 // Collections per 10,000 requests follow what a request allocates and what survives it, whatever
 // else runs on the machine. A second bare Fastify measured like the others tells what the method
 // can resolve.
-import { describeSpread, loadAverage, pinningUnavailable, pluginAt, round, spread, startService, stopServers, usage, type Figure, type Service } from './common.js'
+import { describeSpread, FULL_YOUNG_GENERATION, loadAverage, pinningUnavailable, pluginAt, round, spread, startService, stopServers, usage, type Figure, type Service } from './common.js'
 import { autocannon, h2load, h2loadMissing, type LoadGenerator } from './load.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20)
@@ -18,13 +18,6 @@ const WARMUP_SECONDS = 2
 const SECONDS_PER_SLICE = 1
 const SLICES = 3
 const SERVER_CPU = 0
-/**
- * V8 starts a process's young generation at 1 MB and grows it as it sees fit: twins under the
- * same load ended up scavenging 11, 44 and 66 times per 10,000 requests, which moved their CPU
- * time per request by 20 %. Every server starts at the size a busy one grows to (16 MB semi-spaces,
- * V8's largest default on 64 bits), so that luck is out of the comparison.
- */
-const NODE_ARGS = ['--min-semi-space-size=16']
 const LOAD_CPU = 1
 
 interface Protocol {
@@ -108,7 +101,7 @@ async function compare (protocol: Protocol): Promise<Figure[]> {
     // whole life (JIT, heap layout). The servers take turns slice by slice, so that a change in
     // what else runs on the machine falls on all of them alike, and the order rotates, so that
     // going first, or right after another, does too.
-    const servers = await Promise.all(sides.map(({ service }) => startService({ ...service, cpu: SERVER_CPU, nodeArgs: NODE_ARGS, env: { ...protocol.env, MEASURE_GC: '1' } })))
+    const servers = await Promise.all(sides.map(({ service }) => startService({ ...service, cpu: SERVER_CPU, nodeArgs: FULL_YOUNG_GENERATION, env: { ...protocol.env, MEASURE_GC: '1' } })))
     const order = (shift: number): number[] => sides.map((_, s) => (s + shift) % sides.length)
     for (const s of order(i)) await load(protocol, servers[s]!.port, WARMUP_SECONDS)
     const slices: Totals[][] = sides.map(() => [])
